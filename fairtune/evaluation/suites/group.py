@@ -1,0 +1,169 @@
+"""`group` suite: per-group accuracy, F1, TPR, FPR, selection rate and the parity gaps, with bootstrap intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fairtune.evaluation.base import EvalSettings, SuiteResult
+from fairtune.evaluation.models import LoadedModel, require_kind
+from fairtune.evaluation.predict import classifier_probs
+from fairtune.evaluation.tables import encode_labels, load_table, require_columns
+from fairtune.metrics.bootstrap import bootstrap_intervals
+
+NAME = "group"
+HEADLINE = (
+    "accuracy",
+    "macro_f1",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "tpr_gap_rms",
+)
+
+
+@dataclass
+class Options:
+    """Options of the `group` suite.
+
+    Args:
+        data: labelled data with a group column (file or Hub id), classified with the model.
+        predictions: instead of a model, a json/jsonl/csv file with `prediction`, `label`, `group` columns.
+        split: split of a Hub data set.
+        text_column, label_column, group_column: column names in `data`.
+        max_examples: evaluate only the first N rows.
+        use_thresholds: apply `fairtune_thresholds.json` from the model dir when present (binary only).
+    """
+
+    data: str | None = None
+    predictions: str | None = None
+    split: str = "test"
+    text_column: str = "text"
+    label_column: str = "label"
+    group_column: str = "group"
+    max_examples: int | None = None
+    use_thresholds: bool = True
+
+
+@dataclass
+class GroupInputs:
+    """Row-aligned labels, predictions, groups, and (for a model) class probabilities."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    groups: np.ndarray
+    probs: np.ndarray | None = None
+
+
+def predictions_inputs(path: str) -> GroupInputs:
+    """Read a predictions file (json, jsonl or csv with prediction, label, group)."""
+    df = load_table(path)
+    require_columns(df, ["prediction", "label", "group"], f"predictions file {path}")
+    return GroupInputs(
+        y_true=encode_labels(df["label"], None),
+        y_pred=encode_labels(df["prediction"], None),
+        groups=np.asarray([None if _na(g) else g for g in df["group"]], dtype=object),
+    )
+
+
+def _na(value: Any) -> bool:
+    """Missing-value test that works for strings and numbers."""
+    try:
+        return bool(value != value) or value is None
+    except (TypeError, ValueError):
+        return False
+
+
+def model_inputs(loaded: LoadedModel, options: Options, settings: EvalSettings) -> GroupInputs:
+    """Classify `options.data` with the model and collect labels and groups."""
+    if options.data is None:
+        raise ValueError("suite 'group' needs `data` (with a model) or `predictions` (a predictions file)")
+    df = load_table(options.data, options.split)
+    hint = "Set --text-column/--label-column/--group-column (or the recipe keys) to the right names."
+    require_columns(
+        df, [options.text_column, options.label_column, options.group_column], f"data {options.data}", hint
+    )
+    if options.max_examples is not None:
+        df = df.iloc[: options.max_examples]
+    probs = classifier_probs(
+        loaded.model,
+        loaded.tokenizer,
+        df[options.text_column].astype(str).tolist(),
+        batch_size=settings.batch_size,
+        progress=settings.progress,
+    )
+    return GroupInputs(
+        y_true=encode_labels(df[options.label_column], getattr(loaded.model.config, "label2id", None)),
+        y_pred=probs.argmax(1),
+        groups=np.asarray([None if _na(g) else g for g in df[options.group_column]], dtype=object),
+        probs=probs,
+    )
+
+
+def group_metrics_with_intervals(
+    inputs: GroupInputs, settings: EvalSettings, labels: list[int]
+) -> tuple[dict[str, Any], dict[str, tuple[float, float]]]:
+    """Metrics from `fairtune.metrics.group` and bootstrap intervals keyed like the report expects."""
+    from fairtune.metrics.group import group_fairness_metrics
+
+    def fn(yt, yp, g):
+        r = group_fairness_metrics(yt, yp, list(g), labels=labels)
+        return {**{k: r[k] for k in HEADLINE}, **r["per_group"]}
+
+    result = group_fairness_metrics(inputs.y_true, inputs.y_pred, list(inputs.groups), labels=labels)
+    intervals = bootstrap_intervals(
+        fn,
+        [inputs.y_true, inputs.y_pred, inputs.groups],
+        n_resamples=settings.n_bootstrap,
+        confidence=settings.confidence,
+        seed=settings.seed,
+        progress=settings.progress,
+    )
+    return result, intervals
+
+
+def run(
+    loaded: LoadedModel | None, options: Options, settings: EvalSettings, thresholds: dict[str, Any] | None = None
+) -> SuiteResult:
+    """Group fairness of a classifier (or a predictions file); thresholded when the model ships thresholds."""
+    if options.predictions:
+        inputs = predictions_inputs(options.predictions)
+    else:
+        if loaded is None:
+            raise ValueError("suite 'group' needs a model (--model) with `data`, or a `predictions` file")
+        require_kind(loaded, NAME, ("classifier",))
+        inputs = model_inputs(loaded, options, settings)
+    n_labels = inputs.probs.shape[1] if inputs.probs is not None else None
+    labels = list(range(n_labels)) if n_labels else sorted(set(inputs.y_true.tolist()) | set(inputs.y_pred.tolist()))
+    notes = []
+    details: dict[str, Any] = {"n_examples": int(len(inputs.y_true)), "source": options.predictions or options.data}
+    if thresholds and options.use_thresholds and inputs.probs is not None and inputs.probs.shape[1] == 2:
+        from fairtune.thresholds import apply_thresholds
+
+        raw, _ = group_metrics_with_intervals(
+            GroupInputs(inputs.y_true, inputs.y_pred, inputs.groups), EvalSettings(n_bootstrap=0), labels
+        )
+        details["without_thresholds"] = {k: raw[k] for k in HEADLINE}
+        inputs.y_pred = apply_thresholds(
+            inputs.probs[:, thresholds.get("positive_label", 1)], inputs.groups, thresholds
+        )
+        details["thresholds"] = thresholds
+        notes.append(
+            f"Per-group decision thresholds ({thresholds.get('criterion')}) from fairtune_thresholds.json are applied."
+        )
+    result, intervals = group_metrics_with_intervals(inputs, settings, labels)
+    binary = len(labels) <= 2
+    details["per_group"] = result["per_group"]
+    return SuiteResult(
+        suite=NAME,
+        metrics={k: result[k] for k in HEADLINE},
+        intervals=intervals,
+        breakdown=result["per_group"],
+        breakdown_label="group",
+        plot_columns=["selection_rate", "tpr"] if binary else ["accuracy", "f1"],
+        details=details,
+        notes=notes,
+    )

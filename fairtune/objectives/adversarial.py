@@ -1,0 +1,134 @@
+"""Adversarial debiasing: a gradient-reversal adversary predicts the group from the model's representation.
+
+Ganin & Lempitsky 2015 (gradient reversal), Elazar & Goldberg 2018 (adversarial removal of demographic
+attributes from text), Zhang et al. 2018 (conditioning the adversary on the true label targets equalized odds
+rather than parity), Han et al. 2021 (several adversaries kept diverse by an orthogonality term).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, strength: float) -> torch.Tensor:
+        ctx.strength = strength
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.strength * grad, None
+
+
+def grad_reverse(x: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by `-strength` backward."""
+    return _GradReverse.apply(x, strength)
+
+
+def ganin_schedule(progress: float) -> float:
+    """Reversal-strength ramp 2/(1+exp(-10p)) - 1 from 0 to 1 over training (Ganin & Lempitsky 2015)."""
+    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
+
+
+class Adversary(nn.Module):
+    """`num_adversaries` MLPs predicting the group (per class when label-conditioned) from a representation.
+
+    Output logits have shape `[K, B, L, G]`: K adversaries, B rows, L label slots (1, or the number of classes
+    when label-conditioned: a separate group head per true label), G groups.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_groups: int,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        num_adversaries: int = 1,
+        num_labels: int = 1,
+    ) -> None:
+        super().__init__()
+        self.num_groups, self.num_labels = num_groups, num_labels
+        self.strength = 1.0  # set by the trainer each step
+        heads = []
+        for _ in range(num_adversaries):
+            layers: list[nn.Module] = []
+            width = input_size
+            for _ in range(num_layers):
+                layers += [nn.Linear(width, hidden_size), nn.ReLU()]
+                width = hidden_size
+            layers.append(nn.Linear(width, num_groups * num_labels))
+            heads.append(nn.Sequential(*layers))
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, representation: torch.Tensor) -> torch.Tensor:
+        x = grad_reverse(representation.float(), self.strength)
+        out = torch.stack([h(x) for h in self.heads])
+        return out.view(len(self.heads), x.shape[0], self.num_labels, self.num_groups)
+
+    def orthogonality(self) -> torch.Tensor:
+        """Sum over adversary pairs of ||W_i W_j^T||_F^2 on first-layer weights (0 with one adversary)."""
+        ws = [h[0].weight for h in self.heads]
+        total = ws[0].sum() * 0.0
+        for i in range(len(ws)):
+            for j in range(i + 1, len(ws)):
+                total = total + (ws[i] @ ws[j].T).pow(2).sum()
+        return total
+
+
+def adversary_loss(
+    logits: torch.Tensor, groups: torch.Tensor, labels: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of every adversary over rows with a group, and the number of correct predictions.
+
+    Returns (sum of per-row losses averaged over adversaries, number of correct predictions averaged over
+    adversaries, number of rows with a group). Label-conditioned logits pick the head of each row's true label.
+    """
+    k, b, num_slots, g = logits.shape
+    if num_slots > 1:
+        if labels is None:
+            raise ValueError("a label-conditioned adversary needs class labels in the batch")
+        idx = labels.clamp(min=0).view(1, b, 1, 1).expand(k, b, 1, g)
+        logits = logits.gather(2, idx)
+    logits = logits[:, :, 0, :]  # [K, B, G]
+    valid = groups >= 0
+    target = groups.clamp(min=0)
+    ce = F.cross_entropy(logits.reshape(k * b, g), target.repeat(k), reduction="none").view(k, b)
+    loss_sum = (ce * valid).sum() / k
+    correct = ((logits.argmax(-1) == target) & valid).sum() / k
+    return loss_sum, correct.detach().float(), valid.sum().detach().float()
+
+
+def leakage_probe(representations: np.ndarray, groups: np.ndarray, seed: int = 0, folds: int = 5) -> dict[str, float]:
+    """How much group information is left: cross-validated accuracy of a fresh logistic-regression probe on frozen
+    representations, against the majority-class baseline (Elazar & Goldberg 2018)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    keep = groups >= 0
+    x, y = np.asarray(representations)[keep], np.asarray(groups)[keep]
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError("the leakage probe needs at least two groups in the held-out data")
+    n_splits = int(min(folds, counts.min()))
+    if n_splits < 2:
+        raise ValueError(f"the leakage probe needs at least 2 rows of every group, got counts {counts.tolist()}")
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    scores = cross_val_score(probe, x, y, cv=cv)
+    majority = float(counts.max() / counts.sum())
+    acc = float(scores.mean())
+    return {
+        "leakage_probe_accuracy": acc,
+        "leakage_probe_accuracy_std": float(scores.std()),
+        "leakage_probe_majority_baseline": majority,
+        "leakage_probe_gain": acc - majority,
+        "leakage_probe_rows": int(len(y)),
+    }

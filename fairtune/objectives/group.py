@@ -1,0 +1,171 @@
+"""Group objectives: soft demographic parity, soft equalized odds, MinDiff MMD, group DRO and loss parity.
+
+Each is a function of a `FairBatch` (per-example losses, probabilities, labels, groups), so it runs unchanged on
+any task whose adapter provides those quantities. None of them is a sum over examples: under gradient
+accumulation each is computed on a micro-batch (gathered over all processes), not on the accumulated batch.
+A batch with fewer than two groups present contributes an exact 0 that stays connected to the graph.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fairtune.objectives.base import FairBatch, zero_like_graph
+
+
+def _eval_classes(num_classes: int) -> list[int]:
+    """Binary data looks at the positive class only; multiclass at every class (one-vs-rest)."""
+    return [1] if num_classes == 2 else list(range(num_classes))
+
+
+def _group_means(values: torch.Tensor, groups: torch.Tensor, mask: torch.Tensor, num_groups: int):
+    """Mean of `values` per group over rows in `mask`; returns (means [G, ...], counts [G])."""
+    g = torch.where(mask, groups, torch.full_like(groups, num_groups))  # out-of-mask rows go to a spare slot
+    counts = torch.bincount(g, minlength=num_groups + 1)[:num_groups].to(values.dtype)
+    shape = (num_groups + 1,) + tuple(values.shape[1:])
+    sums = torch.zeros(shape, dtype=values.dtype, device=values.device).index_add(0, g, values)[:num_groups]
+    denom = counts.clamp(min=1).view(-1, *([1] * (values.dim() - 1)))
+    return sums / denom, counts
+
+
+def _max_gap(rates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor | None:
+    """max - min of `rates` over groups with at least one row; None with fewer than two such groups."""
+    present = counts > 0
+    if int(present.sum()) < 2:
+        return None
+    r = rates[present]
+    return r.max() - r.min()
+
+
+def demographic_parity_gap(batch: FairBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Soft DP gap: per class, the largest difference in mean predicted probability between groups (averaged).
+
+    A differentiable relaxation of the demographic parity difference (Calders & Verwer 2010; Zafar et al. 2017).
+    """
+    probs, valid = batch.probs, batch.valid
+    gaps = []
+    for c in _eval_classes(probs.shape[1]):
+        rates, counts = _group_means(probs[:, c], batch.groups, valid, batch.num_groups)
+        gap = _max_gap(rates, counts)
+        if gap is not None:
+            gaps.append(gap)
+    if not gaps:
+        return zero_like_graph(probs), {"dp_gap": 0.0}
+    loss = torch.stack(gaps).mean()
+    return loss, {"dp_gap": float(loss.detach())}
+
+
+def equalized_odds_gap(batch: FairBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Soft EO gap: per class, the between-group gap of mean probability among positives (TPR) plus among
+    negatives (FPR), averaged over classes (binary: the positive class). Relaxes Hardt et al. 2016."""
+    probs, labels, valid = batch.probs, batch.labels, batch.valid
+    terms, tpr_gaps, fpr_gaps = [], [], []
+    for c in _eval_classes(probs.shape[1]):
+        pos, neg = valid & (labels == c), valid & (labels != c)
+        tpr, n_pos = _group_means(probs[:, c], batch.groups, pos, batch.num_groups)
+        fpr, n_neg = _group_means(probs[:, c], batch.groups, neg, batch.num_groups)
+        t, f = _max_gap(tpr, n_pos), _max_gap(fpr, n_neg)
+        if t is not None:
+            tpr_gaps.append(t)
+        if f is not None:
+            fpr_gaps.append(f)
+        if t is not None or f is not None:
+            terms.append((t if t is not None else 0.0) + (f if f is not None else 0.0))
+    if not terms:
+        return zero_like_graph(probs), {"eo_gap": 0.0}
+    loss = torch.stack([torch.as_tensor(t, device=probs.device) for t in terms]).mean() + zero_like_graph(probs)
+    logs = {"eo_gap": float(loss.detach())}
+    if tpr_gaps:
+        logs["eo_tpr_gap"] = float(torch.stack(tpr_gaps).mean().detach())
+    if fpr_gaps:
+        logs["eo_fpr_gap"] = float(torch.stack(fpr_gaps).mean().detach())
+    return loss, logs
+
+
+def _kernel(a: torch.Tensor, b: torch.Tensor, kind: str, bandwidth: float) -> torch.Tensor:
+    if kind == "gaussian":
+        return torch.exp(-torch.cdist(a, b, p=2).pow(2) / (2 * bandwidth**2))
+    return torch.exp(-torch.cdist(a, b, p=1) / bandwidth)
+
+
+def mmd2(a: torch.Tensor, b: torch.Tensor, kind: str = "gaussian", bandwidth: float = 0.1) -> torch.Tensor:
+    """Biased estimate of the squared maximum mean discrepancy between two samples (rows are points)."""
+    return (
+        _kernel(a, a, kind, bandwidth).mean()
+        + _kernel(b, b, kind, bandwidth).mean()
+        - 2 * _kernel(a, b, kind, bandwidth).mean()
+    )
+
+
+def mindiff_mmd(
+    batch: FairBatch, kernel: str = "gaussian", bandwidth: float = 0.1, label: int | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """MinDiff (Prost et al. 2019): MMD between each group's predicted-score distribution and the rest's.
+
+    With `label` set, only rows of that label take part (e.g. negatives, for an equal-opportunity flavour).
+    Binary scores use the positive-class probability; multiclass the whole probability vector.
+    """
+    probs = batch.probs
+    scores = probs[:, 1:2] if probs.shape[1] == 2 else probs
+    mask = batch.valid if label is None else batch.valid & (batch.labels == label)
+    present = [g for g in range(batch.num_groups) if int((mask & (batch.groups == g)).sum()) > 0]
+    if len(present) < 2:
+        return zero_like_graph(probs), {"mindiff_mmd": 0.0}
+    terms = []
+    for g in present:
+        inside = mask & (batch.groups == g)
+        outside = mask & (batch.groups != g)
+        terms.append(mmd2(scores[inside], scores[outside], kernel, bandwidth))
+        if len(present) == 2:  # symmetric: one comparison is enough
+            break
+    loss = torch.stack(terms).mean()
+    return loss, {"mindiff_mmd": float(loss.detach())}
+
+
+def group_losses(batch: FairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean task loss per group and the number of rows per group."""
+    return _group_means(batch.losses, batch.groups, batch.valid, batch.num_groups)
+
+
+def loss_parity(batch: FairBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean absolute difference between each present group's mean loss and the mean loss of all grouped rows."""
+    means, counts = group_losses(batch)
+    present = counts > 0
+    if int(present.sum()) < 2:
+        return zero_like_graph(batch.losses), {"loss_parity": 0.0}
+    overall = batch.losses[batch.valid].mean()
+    loss = (means[present] - overall).abs().mean()
+    return loss, {"loss_parity": float(loss.detach())}
+
+
+class GroupDRO:
+    """Group DRO (Sagawa et al. 2020): minimise the q-weighted group losses, q updated by exponentiated gradient.
+
+    The state `q` is identical on every process (it is updated from gathered losses) and saved in checkpoints.
+    """
+
+    def __init__(self, num_groups: int, step_size: float = 0.01) -> None:
+        self.num_groups = num_groups
+        self.step_size = step_size
+        self.q = torch.full((num_groups,), 1.0 / num_groups)
+
+    def __call__(self, batch: FairBatch, update: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+        means, counts = group_losses(batch)
+        present = counts > 0
+        if int(present.sum()) == 0:
+            return zero_like_graph(batch.losses), {"group_dro": 0.0}
+        q = self.q.to(means.device)
+        if update:
+            q = q * torch.exp(self.step_size * means.detach() * present)
+            q = q / q.sum()
+            self.q = q.detach().cpu()
+        loss = (q * means).sum()
+        logs = {"group_dro": float(loss.detach())}
+        logs.update({f"group_dro_q_{g}": float(self.q[g]) for g in range(self.num_groups)})
+        return loss, logs
+
+    def state_dict(self) -> dict:
+        return {"q": self.q.tolist(), "step_size": self.step_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q = torch.tensor(state["q"], dtype=torch.float32)

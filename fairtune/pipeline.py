@@ -1,0 +1,165 @@
+"""One training run, end to end: recipe -> data -> (augmentation) -> model -> FairTrainer -> reports -> save."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoTokenizer, set_seed
+
+import fairtune
+from fairtune.config import DataArguments, FairTrainingArguments, ModelArguments
+from fairtune.data import encode_datasets, load_raw_datasets
+from fairtune.parser import config_to_dict
+from fairtune.reporting import write_fairness_report
+from fairtune.tasks import get_adapter
+from fairtune.trainer import FairTrainer
+
+logger = logging.getLogger(__name__)
+CONFIG_FILE = "fairtune_config.json"
+
+
+def load_tokenizer(model_args: ModelArguments):
+    """The tokenizer, with a pad token for decoders that ship none."""
+    tok = AutoTokenizer.from_pretrained(
+        model_args.tokenizer_name or model_args.model_name_or_path,
+        trust_remote_code=model_args.trust_remote_code,
+        revision=model_args.model_revision,
+    )
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    return tok
+
+
+def load_model(model_args: ModelArguments, adapter, tokenizer, label_list: list[str] | None = None):
+    """The task model (optionally with LoRA adapters; heads stay trainable)."""
+    kwargs: dict[str, Any] = {"trust_remote_code": model_args.trust_remote_code, "revision": model_args.model_revision}
+    if label_list:
+        kwargs.update(
+            num_labels=len(label_list),
+            id2label=dict(enumerate(label_list)),
+            label2id={name: i for i, name in enumerate(label_list)},
+        )
+    if model_args.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
+    model = adapter.model_class().from_pretrained(model_args.model_name_or_path, **kwargs)
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if model_args.use_peft:
+        from fairtune.peft_utils import wrap_with_lora
+
+        model = wrap_with_lora(model, model_args, adapter)
+    return model
+
+
+def _truncate(ds, n: int | None):
+    return ds.select(range(min(n, len(ds)))) if n else ds
+
+
+def run_training(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: FairTrainingArguments,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train (when there is a train split), evaluate on validation/test, write reports and the model."""
+    set_seed(training_args.seed)
+    adapter = get_adapter(model_args.task)
+    raw = load_raw_datasets(data_args)
+    if "train" in raw:
+        raw["train"] = _truncate(raw["train"], data_args.max_train_samples)
+    for split in ("validation", "test"):
+        if split in raw:
+            raw[split] = _truncate(raw[split], data_args.max_eval_samples)
+    if data_args.group_from_lexicon:
+        from fairtune.augment.grouping import add_lexicon_groups
+
+        raw = add_lexicon_groups(raw, data_args, adapter)
+    if data_args.cda != "none" and "train" in raw:
+        from fairtune.augment.training import augment_split
+
+        raw["train"] = augment_split(raw["train"], data_args, adapter.name)
+    encoded, enc = encode_datasets(raw, data_args, training_args, has_class_labels=adapter.has_class_labels)
+    if hasattr(adapter, "prepare_labels"):
+        adapter.prepare_labels(encoded, data_args, enc)
+    label_list = enc.label_list or getattr(adapter, "label_list", [])
+
+    tokenizer = load_tokenizer(model_args)
+    model = load_model(model_args, adapter, tokenizer, label_list)
+    processed = {split: adapter.preprocess(ds, tokenizer, data_args, split) for split, ds in encoded.items()}
+
+    out_dir = Path(training_args.output_dir)
+    trainer = FairTrainer(
+        model=model,
+        args=training_args,
+        task_adapter=adapter,
+        group_names=enc.group_names,
+        label_list=label_list,
+        train_dataset=processed.get("train"),
+        eval_dataset=processed.get("validation"),
+        processing_class=tokenizer,
+        data_collator=adapter.collator(tokenizer),
+    )
+    config = config_to_dict(model_args, data_args, training_args)
+    config.update(
+        command=command or " ".join(shlex.quote(a) for a in ["fairtune", *sys.argv[1:]]),
+        fairtune_version=fairtune.__version__,
+        group_names=enc.group_names,
+        label_list=label_list,
+        group_counts=enc.group_counts,
+    )
+    if trainer.is_world_process_zero():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
+
+    results: dict[str, Any] = {}
+    if "train" in processed:
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        results["train"] = train_result.metrics
+        trainer.save_model()
+    for split in ("validation", "test"):
+        if split not in processed:
+            continue
+        report = evaluate_split(trainer, processed[split], split)
+        results[split] = report
+    report_split = "test" if "test" in results else "validation" if "validation" in results else None
+    if report_split and trainer.is_world_process_zero():
+        write_fairness_report(out_dir, results[report_split], title=f"fairtune fairness report ({report_split})")
+        (out_dir / "all_results.json").write_text(json.dumps(results, indent=2, default=float))
+    if trainer.is_world_process_zero() and "train" in processed:
+        try:
+            trainer.create_model_card()
+        except Exception as err:  # a card must never lose a finished training run
+            logger.warning("model card not written: %s", err)
+    if training_args.push_to_hub and "train" in processed:
+        trainer.push_to_hub()
+    results["output_dir"] = str(out_dir)
+    return results
+
+
+def evaluate_split(trainer: FairTrainer, dataset, split: str) -> dict[str, Any]:
+    """Predict on a split and compute the full nested report (per-group table, probe, objective values)."""
+    pred = trainer.predict(dataset, metric_key_prefix=split)
+    metrics = {k.removeprefix(f"{split}_"): v for k, v in (pred.metrics or {}).items()}
+    if pred.label_ids is None:
+        return {"split": split, **metrics}
+    label_ids = pred.label_ids if isinstance(pred.label_ids, tuple) else (pred.label_ids,)
+    labels = dict(zip(trainer.args.label_names, label_ids))
+    preds = pred.predictions if isinstance(pred.predictions, tuple) else (pred.predictions,)
+    main = preds[:-1] if len(preds) > 1 else preds
+    nested = trainer.adapter.evaluate(
+        main if len(main) > 1 else main[0],
+        labels,
+        group_names=trainer.group_names,
+        label_list=trainer.label_list,
+        trainer=trainer,
+        nested=True,
+    )
+    report = {"split": split, **metrics, **nested}
+    return {k: v for k, v in report.items() if not k.startswith("group_") or k in ("group_names",)}

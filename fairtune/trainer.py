@@ -1,0 +1,455 @@
+"""FairTrainer: a transformers Trainer whose loss is the task loss plus weighted fairness and adversarial terms.
+
+compute_loss runs one forward over the batch (originals and counterfactuals together); the task adapter turns
+the outputs into per-example losses, probabilities and a pooled representation; each objective turns those into a
+scalar and the numbers it logs. The task loss, the adversary's loss and CLP are sums over examples normalised by
+the global count of the accumulation window, so they equal one big batch whatever the number of processes or
+accumulation steps. Group objectives (DP, EO, MinDiff, DRO, loss parity) are computed per micro-batch over all
+processes (gathered with gradients) and averaged over accumulation steps: they are not sums over examples.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections import defaultdict
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import Trainer
+
+from fairtune.config import GROUP_OBJECTIVES, OBJECTIVE_WEIGHTS, FairTrainingArguments
+from fairtune.distributed import all_sum, gather_with_grad
+from fairtune.objectives import group as G
+from fairtune.objectives.adversarial import Adversary, adversary_loss, ganin_schedule, leakage_probe
+from fairtune.objectives.base import FairBatch, zero_like_graph
+from fairtune.objectives.counterfactual import find_pairs, pair_divergence
+from fairtune.representation import (
+    ADV_LOGITS_KEY,
+    ADVERSARY_ATTR,
+    POOLED_KEY,
+    RepresentationHooks,
+    is_decoder_model,
+)
+from fairtune.tasks.base import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, TaskAdapter
+
+logger = logging.getLogger(__name__)
+
+ADVERSARY_FILE = "fairtune_adversary.safetensors"
+STATE_FILE = "fairtune_state.json"
+WEIGHT_KEY = "sample_weight"
+_DROP_KEYS = (*FAIRTUNE_KEYS, WEIGHT_KEY)
+
+
+class FairTrainer(Trainer):
+    """Trainer with fairness objectives and a gradient-reversal adversary, each switchable from the arguments.
+
+    Args:
+        model: a transformers (or PEFT) model for the adapter's task.
+        args: `FairTrainingArguments`.
+        task_adapter: the task's adapter (default: sequence classification).
+        group_names: names of the groups behind the `group` ids (their number sizes the objectives).
+        label_list: names of the classes (classification), for reports.
+        Other keyword arguments go to `transformers.Trainer`.
+    """
+
+    # compute_loss normalises by the global item count of the accumulation window itself.
+    loss_is_scaled_for_ga = True
+
+    def __init__(
+        self,
+        model=None,
+        args: FairTrainingArguments | None = None,
+        *,
+        task_adapter: TaskAdapter | None = None,
+        group_names: list[str] | None = None,
+        label_list: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from fairtune.tasks.classification import ClassificationAdapter
+
+        if args is None:
+            args = FairTrainingArguments(output_dir="outputs/fairtune")
+        if not isinstance(args, FairTrainingArguments):
+            raise TypeError("`args` must be a FairTrainingArguments (it carries the objective weights).")
+        self.adapter = task_adapter or ClassificationAdapter()
+        self.group_names = [str(g) for g in (group_names or [])]
+        self.num_groups = len(self.group_names)
+        self.label_list = list(label_list or [])
+        self._check_objectives(args)
+        if args.label_names is None:
+            args.label_names = [*self.adapter.label_names, *FAIRTUNE_KEYS]
+
+        self.group_dro = G.GroupDRO(self.num_groups, args.group_dro_step_size) if args.group_dro_weight > 0 else None
+        self.adversary: Adversary | None = None
+        if args.adversary_weight > 0:
+            num_labels = getattr(model.config, "num_labels", 1) if args.adversary_label_conditioned else 1
+            self.adversary = Adversary(
+                input_size=model.config.hidden_size,
+                num_groups=self.num_groups,
+                hidden_size=args.adversary_hidden_size,
+                num_layers=args.adversary_layers,
+                num_adversaries=args.num_adversaries,
+                num_labels=num_labels,
+            )
+            # Registered on the top-level model after any PEFT wrapping: trainable, moved to the device, wrapped
+            # by DDP/DeepSpeed, called inside the forward (a hook). `_save` keeps it out of the saved model.
+            model.add_module(ADVERSARY_ATTR, self.adversary)
+        is_decoder = is_decoder_model(model)
+        self.hooks = RepresentationHooks(model, lambda h, m: self.adapter.pool(h, m, is_decoder))
+        self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self._few_group_batches = 0
+        self._in_checkpoint = False
+        if kwargs.get("compute_metrics") is None:
+            kwargs["compute_metrics"] = self._compute_fair_metrics
+        super().__init__(model=model, args=args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+
+    # ---- set-up checks ---------------------------------------------------------------------------------------
+    def _check_objectives(self, args: FairTrainingArguments) -> None:
+        on = [w for w in OBJECTIVE_WEIGHTS if getattr(args, w) > 0]
+        unsupported = [w for w in on if w not in self.adapter.supported_objectives]
+        if unsupported:
+            raise ValueError(
+                f"{', '.join(f'`{w}`' for w in unsupported)}: not supported for the {self.adapter.name} task "
+                f"(supported: {', '.join(sorted(self.adapter.supported_objectives))}); set it to 0."
+            )
+        if args.adversary_label_conditioned and args.adversary_weight > 0 and not self.adapter.has_class_labels:
+            raise ValueError(f"`adversary_label_conditioned`: the {self.adapter.name} task has no class labels.")
+        needs = [w for w in on if w in GROUP_OBJECTIVES or w == "adversary_weight"]
+        if needs and self.num_groups < 2:
+            raise ValueError(
+                f"{', '.join(f'`{w}`' for w in needs)} need at least two groups, got {self.num_groups} "
+                f"({self.group_names}); check `group_column` and the data."
+            )
+
+    @property
+    def _group_objectives(self) -> list[tuple[str, float]]:
+        return [(w, getattr(self.args, w)) for w in GROUP_OBJECTIVES if getattr(self.args, w) > 0]
+
+    # ---- loss ------------------------------------------------------------------------------------------------
+    def _adversary_strength(self) -> float:
+        weight = self.args.adversary_weight
+        if self.args.adversary_schedule == "ganin" and self.state.max_steps:
+            return weight * ganin_schedule(min(1.0, self.state.global_step / self.state.max_steps))
+        return weight
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> dict[str, torch.Tensor]:
+        """Global counts over the accumulation window: task items, grouped rows (adversary), CLP pairs."""
+        task = adv = clp = 0
+        for b in batch_samples:
+            task += int(self.adapter.count_items(b))
+            if GROUP_KEY in b:
+                adv += int((b[GROUP_KEY] >= 0).sum())
+            if PAIR_KEY in b and IS_CF_KEY in b:
+                clp += len(find_pairs(b[PAIR_KEY], b[IS_CF_KEY]))
+        vec = all_sum(torch.tensor([task, adv, clp], dtype=torch.float32, device=device))
+        return {"task": vec[0], "adversary": vec[1], "clp": vec[2]}
+
+    def compute_loss(
+        self,
+        model,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: dict[str, torch.Tensor] | None = None,
+    ):
+        """Task loss + weighted objectives + adversary, each logged; see the module docstring for the scaling."""
+        mode = "train" if model.training else "eval"
+        if not isinstance(num_items_in_batch, dict):
+            num_items_in_batch = self._get_num_items_in_batch([inputs], self.args.device)
+        fair = {k: inputs.pop(k) for k in _DROP_KEYS if k in inputs}
+        labels = {k: inputs.pop(k) for k in self.adapter.label_names if k in inputs}
+        extra = self.adapter.pop_model_extras(inputs) if hasattr(self.adapter, "pop_model_extras") else {}
+        self.hooks.extra = extra
+        if self.adversary is not None:
+            self.adversary.strength = self._adversary_strength()
+        outputs = model(**inputs)
+        pooled = outputs.get(POOLED_KEY) if isinstance(outputs, dict) else None
+        task = (
+            self.adapter.outputs(outputs, labels, pooled, extra)
+            if extra
+            else self.adapter.outputs(outputs, labels, pooled)
+        )
+        n = task.losses.shape[0]
+        device = task.losses.device
+        groups = fair.get(GROUP_KEY, torch.full((n,), -1, dtype=torch.long, device=device)).long()
+        world = self.accelerator.num_processes
+        ga = self.current_gradient_accumulation_steps if mode == "train" else 1
+        ga = max(int(ga or 1), 1)
+
+        weights = fair.get(WEIGHT_KEY)
+        losses = task.losses * weights.to(task.losses.dtype) if weights is not None else task.losses
+        total = losses.sum() / num_items_in_batch["task"].clamp(min=1) * world
+        sums = [task.losses.detach().sum(), task.item_counts.detach().sum()]
+        logs: dict[str, float] = {}
+
+        if self._group_objectives:
+            total = total + self._group_terms(task, groups, mode, logs) / ga
+
+        if self.adversary is not None:
+            lsum, correct, valid = adversary_loss(
+                outputs[ADV_LOGITS_KEY], groups, task.labels if self.args.adversary_label_conditioned else None
+            )
+            total = total + lsum / num_items_in_batch["adversary"].clamp(min=1) * world
+            if self.args.num_adversaries > 1:
+                orth = self.adversary.orthogonality()
+                total = total + self.args.adversary_orthogonality_weight * orth / ga
+                logs["adversary_orthogonality"] = float(orth.detach())
+            sums += [lsum.detach(), correct, valid]
+            logs["adversary_strength"] = float(self.adversary.strength)
+
+        if self.args.clp_weight > 0:
+            pairs = find_pairs(fair[PAIR_KEY], fair[IS_CF_KEY]) if PAIR_KEY in fair else torch.zeros((0, 2))
+            if len(pairs):
+                a, b, mask = self.adapter.pair_log_probs(outputs, {**labels, **fair, **extra}, pairs.to(device))
+                clp_sum = pair_divergence(a, b, mask).sum()
+            else:
+                clp_sum = zero_like_graph(task.losses)
+            total = total + self.args.clp_weight * clp_sum / num_items_in_batch["clp"].clamp(min=1) * world
+            sums += [clp_sum.detach(), torch.tensor(float(len(pairs)), device=device)]
+
+        self._log_sums(sums, logs, mode)
+        if return_outputs:
+            preds = task.predictions if isinstance(task.predictions, dict) else {"logits": task.predictions}
+            out = dict(preds)
+            if pooled is not None:
+                out[POOLED_KEY] = pooled
+            return total, out
+        return total
+
+    def _group_terms(self, task, groups: torch.Tensor, mode: str, logs: dict[str, float]) -> torch.Tensor:
+        """Weighted sum of the group objectives over the global micro-batch (gathered with gradients)."""
+        batch = FairBatch(
+            losses=gather_with_grad(task.losses),
+            groups=gather_with_grad(groups),
+            num_groups=self.num_groups,
+            labels=gather_with_grad(task.labels) if task.labels is not None else None,
+            probs=gather_with_grad(task.probs) if task.probs is not None else None,
+        )
+        counts = torch.bincount(batch.groups[batch.valid], minlength=self.num_groups)
+        if mode == "train" and bool((counts < self.args.min_group_count).any()):
+            self._few_group_batches += 1
+            if self._few_group_batches == 1:
+                logger.warning(
+                    "A micro-batch holds fewer than %d rows of some group (counts %s). Group objectives are "
+                    "computed per micro-batch over all processes; raise the per-device batch size for stabler "
+                    "estimates. Further such batches are counted and reported at the end.",
+                    self.args.min_group_count,
+                    dict(zip(self.group_names, counts.tolist())),
+                )
+        total = zero_like_graph(batch.losses)
+        for name, weight in self._group_objectives:
+            if name == "dp_weight":
+                value, lg = G.demographic_parity_gap(batch)
+            elif name == "eo_weight":
+                value, lg = G.equalized_odds_gap(batch)
+            elif name == "mindiff_weight":
+                value, lg = G.mindiff_mmd(
+                    batch, self.args.mindiff_kernel, self.args.mindiff_bandwidth, self.args.mindiff_label
+                )
+            elif name == "group_dro_weight":
+                value, lg = self.group_dro(batch, update=mode == "train")
+                lg = {
+                    (
+                        f"group_dro_q_{self.group_names[int(k.rsplit('_', 1)[1])]}"
+                        if k.startswith("group_dro_q_")
+                        else k
+                    ): v
+                    for k, v in lg.items()
+                }
+            else:
+                value, lg = G.loss_parity(batch)
+            total = total + weight * value
+            logs.update(lg)
+        return total
+
+    def _log_sums(self, sums: list[torch.Tensor], logs: dict[str, float], mode: str) -> None:
+        """One all-reduce for every summed statistic, then record global per-micro-batch means."""
+        vec = all_sum(torch.stack([torch.as_tensor(s, dtype=torch.float32, device=sums[0].device) for s in sums]))
+        vals = vec.tolist()
+        if vals[1] > 0:
+            logs["task_loss"] = vals[0] / vals[1]
+        i = 2
+        if self.adversary is not None:
+            if vals[i + 2] > 0:
+                logs["adversary_loss"] = vals[i] / vals[i + 2]
+                logs["adversary_accuracy"] = vals[i + 1] / vals[i + 2]
+            i += 3
+        if self.args.clp_weight > 0:
+            logs["clp"] = vals[i] / vals[i + 1] if vals[i + 1] > 0 else 0.0
+            logs["clp_pairs"] = vals[i + 1]
+        for k, v in logs.items():
+            if math.isfinite(v):
+                self._metrics[mode][k].append(v)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the averaged objective values since the last log (train) or over the evaluation (eval)."""
+        mode = "train" if self.model.training else "eval"
+        averaged = {k: float(np.mean(v)) for k, v in self._metrics[mode].items() if v}
+        if mode == "eval":
+            averaged = {f"eval_{k}": v for k, v in averaged.items()}
+        logs = {**logs, **averaged}
+        self._metrics[mode].clear()
+        super().log(logs, start_time)
+
+    # ---- evaluation ------------------------------------------------------------------------------------------
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Unlabelled sets (no task labels) go to the model directly: drop fairtune's columns first."""
+        ignore_keys = list(ignore_keys or []) + [ADV_LOGITS_KEY, "hidden_states", "attentions"]
+        if not all(inputs.get(k) is not None for k in self.adapter.label_names):
+            inputs = {k: v for k, v in inputs.items() if k not in _DROP_KEYS and k not in self.adapter.label_names}
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+    def _compute_fair_metrics(self, eval_pred) -> dict[str, float]:
+        """Task metrics, group metrics, counterfactual consistency and the leakage probe."""
+        preds = eval_pred.predictions if isinstance(eval_pred.predictions, tuple) else (eval_pred.predictions,)
+        label_ids = eval_pred.label_ids if isinstance(eval_pred.label_ids, tuple) else (eval_pred.label_ids,)
+        labels = dict(zip(self.args.label_names, label_ids))
+        pooled = preds[-1] if len(preds) > 1 else None
+        main = preds[:-1] if pooled is not None else preds
+        metrics = self.adapter.evaluate(
+            main if len(main) > 1 else main[0],
+            labels,
+            group_names=self.group_names,
+            label_list=self.label_list,
+            trainer=self,
+        )
+        groups = labels.get(GROUP_KEY)
+        if self.args.leakage_probe and pooled is not None and groups is not None and self.num_groups >= 2:
+            try:
+                probe = leakage_probe(pooled, np.asarray(groups), seed=self.args.seed)
+                metrics.update(probe)
+            except ValueError as err:
+                logger.warning("leakage probe skipped: %s", err)
+        return metrics
+
+    # ---- optimizer, sampler ----------------------------------------------------------------------------------
+    def create_optimizer(self, model=None):
+        """The adversary gets its own parameter group, learning rate and no weight decay."""
+        optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
+        if self.adversary is not None and not any(g.get("fairtune_adversary") for g in optimizer.param_groups):
+            adv = {id(p) for p in self.adversary.parameters()}
+            for group in optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in adv]
+            optimizer.add_param_group(
+                {
+                    "params": list(self.adversary.parameters()),
+                    "lr": self.args.adversary_lr,
+                    "weight_decay": 0.0,
+                    "fairtune_adversary": True,
+                }
+            )
+        return optimizer
+
+    def _get_train_sampler(self, train_dataset=None):
+        """`group_balance: resample` draws rows with probability inversely proportional to their group x label cell."""
+        if self.args.group_balance != "resample":
+            return super()._get_train_sampler(train_dataset)
+        from fairtune.data import balance_weights
+
+        ds = train_dataset if train_dataset is not None else self.train_dataset
+        labels = list(ds["labels"]) if "labels" in ds.column_names else None
+        weights = torch.tensor(balance_weights(list(ds[GROUP_KEY]), labels), dtype=torch.double)
+        generator = torch.Generator().manual_seed(self.args.seed)
+        return torch.utils.data.WeightedRandomSampler(weights, len(weights), replacement=True, generator=generator)
+
+    # ---- saving and resuming ---------------------------------------------------------------------------------
+    @contextmanager
+    def _without_adversary(self):
+        """Temporarily remove the adversary so that saved models are plain transformers/PEFT models."""
+        owner = self.model if self.adversary is not None and hasattr(self.model, ADVERSARY_ATTR) else None
+        if owner is None:
+            yield
+            return
+        module = owner._modules.pop(ADVERSARY_ATTR)
+        try:
+            yield
+        finally:
+            owner._modules[ADVERSARY_ATTR] = module
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        adv_state = None
+        if self.adversary is not None:
+            prefix = ADVERSARY_ATTR + "."
+            if state_dict is not None:
+                adv_state = {k.split(prefix, 1)[1]: v for k, v in state_dict.items() if prefix in k}
+                state_dict = {k: v for k, v in state_dict.items() if prefix not in k}
+            if not adv_state:
+                adv_state = self.adversary.state_dict()
+        with self._without_adversary():
+            super()._save(output_dir, state_dict=state_dict)
+        if self._in_checkpoint and self.args.should_save:
+            if adv_state:
+                save_file(
+                    {k: v.detach().contiguous().cpu() for k, v in adv_state.items()},
+                    os.path.join(output_dir, ADVERSARY_FILE),
+                )
+            with open(os.path.join(output_dir, STATE_FILE), "w") as f:
+                json.dump(self.fairtune_state(), f, indent=2)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        self._in_checkpoint = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._in_checkpoint = False
+
+    def fairtune_state(self) -> dict[str, Any]:
+        """fairtune's own training state (everything beyond weights, optimizer and RNG) for checkpoints."""
+        return {
+            "group_names": self.group_names,
+            "group_dro": self.group_dro.state_dict() if self.group_dro is not None else None,
+            "few_group_batches": self._few_group_batches,
+        }
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        with self._without_adversary():
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+        adv_file = os.path.join(resume_from_checkpoint, ADVERSARY_FILE)
+        if self.adversary is not None:
+            if not os.path.isfile(adv_file):
+                raise ValueError(
+                    f"`resume_from_checkpoint`: {resume_from_checkpoint} has no {ADVERSARY_FILE}; it was not written "
+                    "by a FairTrainer with an adversary. Resume from a matching checkpoint or start afresh."
+                )
+            self.adversary.load_state_dict(load_file(adv_file, device="cpu"))
+        state_file = os.path.join(resume_from_checkpoint, STATE_FILE)
+        if os.path.isfile(state_file):
+            with open(state_file) as f:
+                state = json.load(f)
+            if self.group_dro is not None and state.get("group_dro"):
+                self.group_dro.load_state_dict(state["group_dro"])
+            self._few_group_batches = state.get("few_group_batches", 0)
+
+    def _load_best_model(self) -> None:
+        with self._without_adversary():
+            super()._load_best_model()
+        adv_file = os.path.join(self.state.best_model_checkpoint or "", ADVERSARY_FILE)
+        if self.adversary is not None and os.path.isfile(adv_file):
+            self.adversary.load_state_dict(load_file(adv_file, device="cpu"))
+
+    def train(self, *args, **kwargs):
+        result = super().train(*args, **kwargs)
+        if self._few_group_batches:
+            logger.warning(
+                "%d training micro-batches held fewer than %d rows of some group.",
+                self._few_group_batches,
+                self.args.min_group_count,
+            )
+        return result
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """fairtune owns the card: transformers' own drops non-standard (fairness) metrics."""
+        if not self.is_world_process_zero():
+            return
+        try:
+            from fairtune.cards import write_model_card
+        except ImportError:  # pragma: no cover - cards module is part of the package
+            return super().create_model_card(*args, **kwargs)
+        write_model_card(self.args.output_dir)
