@@ -62,7 +62,7 @@ _SECRET_PATTERNS = (
     # --hub_token X, --hub-token=X, --token X (command lines)
     re.compile(r"(--(?:hub[_-])?token(?:=|\s+))(\S+)"),
     # hub_token: X / "hub_token": "X" (YAML or JSON text)
-    re.compile(r"""(["']?(?:hub_|push_to_hub_)?token["']?\s*[:=]\s*["']?)([^\s"',}]+)"""),
+    re.compile(r"""((?<![\w-])["']?(?:hub_token|push_to_hub_token|token)["']?\s*[:=]\s*["']?)([^\s"',}]+)"""),
     # HF_TOKEN=X / HUGGING_FACE_HUB_TOKEN=X environment prefixes
     re.compile(r"((?:HF_TOKEN|HUGGING_FACE_HUB_TOKEN|HF_API_TOKEN)=)(\S+)"),
 )
@@ -94,6 +94,20 @@ def redact_secrets(text: str, extra: Iterable[str | None] = ()) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + _REDACTED, text)
     return _HF_TOKEN_RE.sub(_REDACTED, text)
+
+
+_FILLED_TOKEN_FIELD_RE = re.compile(
+    r"""(?<![\w-])["']?(?:hub_token|push_to_hub_token)["']?\s*[:=]\s*["']?(?!null\b|None\b|~|<redacted>)[^\s"',}]+"""
+)
+
+
+def find_secret(text: str) -> str | None:
+    """Describe a Hub token written in `text` (an hf_... string or a filled-in `hub_token` field), or None."""
+    if _HF_TOKEN_RE.search(text):
+        return "an hf_... access token"
+    if _FILLED_TOKEN_FIELD_RE.search(text):
+        return "a filled-in `hub_token` field"
+    return None
 
 
 def scrub_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -407,9 +421,7 @@ METRICS = {
     "exact_match": MetricInfo("exact_match", "Exact match", +1),
     "precision": MetricInfo("precision", "Precision", +1),
     "recall": MetricInfo("recall", "Recall", +1),
-    "demographic_parity_difference": MetricInfo(
-        "demographic_parity_difference", "Demographic parity difference", -1
-    ),
+    "demographic_parity_difference": MetricInfo("demographic_parity_difference", "Demographic parity difference", -1),
     "equalized_odds_difference": MetricInfo("equalized_odds_difference", "Equalized odds difference", -1),
     "tpr_gap_rms": MetricInfo("tpr_gap_rms", "TPR gap (RMS over groups)", -1),
     "leakage_probe_accuracy": MetricInfo("leakage_probe_accuracy", "Leakage probe accuracy", -1),
@@ -426,7 +438,9 @@ def metric_info(key: str) -> MetricInfo:
     bare = re.sub(r"^(eval|test|validation)_", "", key)
     if bare in METRICS:
         return METRICS[bare]
-    direction = -1 if any(s in bare for s in _LOWER_IS_BETTER) else +1 if any(s in bare for s in _HIGHER_IS_BETTER) else 0
+    direction = (
+        -1 if any(s in bare for s in _LOWER_IS_BETTER) else +1 if any(s in bare for s in _HIGHER_IS_BETTER) else 0
+    )
     return MetricInfo(bare, bare.replace("_", " ").capitalize(), direction)
 
 
@@ -594,7 +608,9 @@ def _results(run: RunFiles, baseline: Mapping[str, Any] | None) -> dict[str, Any
             }
         )
     headline = [f"{r['name'].lower()} {r['after']:.4f}" for r in rows if r["key"] in ("accuracy", "macro_f1", "f1")]
-    headline += [f"a {r['name'].lower()} of {r['after']:.4f}" for r in rows if r["key"] == "demographic_parity_difference"]
+    headline += [
+        f"a {r['name'].lower()} of {r['after']:.4f}" for r in rows if r["key"] == "demographic_parity_difference"
+    ]
     ci_note = None
     level = (report or {}).get("ci_level") or (report or {}).get("confidence_level")
     if _is_number(level):
@@ -640,7 +656,9 @@ def _evaluation(run: RunFiles, primary_keys: Iterable[str]) -> dict[str, Any]:
         if key not in primary
     ]
     source = run.evaluation_path.relative_to(run.model_dir).as_posix() if run.evaluation_path else EVAL_RESULTS_NAME
-    where = _where(run.evaluation, run.config) if run.evaluation.get("split") or run.evaluation.get("dataset") else None
+    where = (
+        _where(run.evaluation, run.config) if run.evaluation.get("split") or run.evaluation.get("dataset") else None
+    )
     return {"rows": rows, "source": source, "where": where}
 
 
@@ -874,12 +892,14 @@ def build_card_context(
     id2label = (run.model_config or {}).get("id2label") or {}
     labels = [id2label[k] for k in sorted(id2label, key=lambda k: int(k) if str(k).isdigit() else str(k))]
     dataset = config.get("dataset_name")
-    local_files = [
-        _display_name(config[k]) for k in ("train_file", "validation_file", "test_file") if config.get(k)
-    ]
+    local_files = [_display_name(config[k]) for k in ("train_file", "validation_file", "test_file") if config.get(k)]
     columns = [
         (label, config[key])
-        for key, label in (("text_column", "Text column"), ("label_column", "Label column"), ("group_column", "Group column"))
+        for key, label in (
+            ("text_column", "Text column"),
+            ("label_column", "Label column"),
+            ("group_column", "Group column"),
+        )
         if config.get(key)
     ]
     cda = _cda(config)
@@ -917,7 +937,8 @@ def build_card_context(
         "data": {
             "dataset_name": dataset if looks_like_hub_id(dataset) else None,
             "dataset_config": config.get("dataset_config_name"),
-            "local_files": local_files + ([] if looks_like_hub_id(dataset) or not dataset else [_display_name(dataset)]),
+            "local_files": local_files
+            + ([] if looks_like_hub_id(dataset) or not dataset else [_display_name(dataset)]),
             "columns": columns,
         },
         "objectives": objectives,
@@ -936,7 +957,7 @@ def build_card_context(
             "recipe_yaml": redact_secrets(recipe_yaml or "{}", (token,)),
         },
         "citations": citations,
-        "citations_by_key": {entry["key"]: entry for entry in citations_table and _citations(citations_table, citations_table)},
+        "citations_by_key": {entry["key"]: entry for entry in citations},
     }
 
 

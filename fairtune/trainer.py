@@ -89,14 +89,16 @@ class FairTrainer(Trainer):
         self.adversary: Adversary | None = None
         if args.adversary_weight > 0:
             num_labels = getattr(model.config, "num_labels", 1) if args.adversary_label_conditioned else 1
-            self.adversary = Adversary(
-                input_size=model.config.hidden_size,
-                num_groups=self.num_groups,
-                hidden_size=args.adversary_hidden_size,
-                num_layers=args.adversary_layers,
-                num_adversaries=args.num_adversaries,
-                num_labels=num_labels,
-            )
+            with torch.random.fork_rng(devices=[]):  # reproducible, identical on every process
+                torch.manual_seed(args.seed)
+                self.adversary = Adversary(
+                    input_size=model.config.hidden_size,
+                    num_groups=self.num_groups,
+                    hidden_size=args.adversary_hidden_size,
+                    num_layers=args.adversary_layers,
+                    num_adversaries=args.num_adversaries,
+                    num_labels=num_labels,
+                )
             # Registered on the top-level model after any PEFT wrapping: trainable, moved to the device, wrapped
             # by DDP/DeepSpeed, called inside the forward (a hook). `_save` keeps it out of the saved model.
             model.add_module(ADVERSARY_ATTR, self.adversary)
@@ -298,6 +300,17 @@ class FairTrainer(Trainer):
         super().log(logs, start_time)
 
     # ---- evaluation ------------------------------------------------------------------------------------------
+    def evaluation_loop(self, *args, **kwargs):
+        """Add the objective values averaged over the evaluated batches to the loop's metrics."""
+        self._metrics["eval"].clear()
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        for k, v in self._metrics["eval"].items():
+            if v:
+                output.metrics[f"{prefix}_{k}"] = float(np.mean(v))
+        self._metrics["eval"].clear()
+        return output
+
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Unlabelled sets (no task labels) go to the model directly: drop fairtune's columns first."""
         ignore_keys = list(ignore_keys or []) + [ADV_LOGITS_KEY, "hidden_states", "attentions"]

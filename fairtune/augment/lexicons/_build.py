@@ -18,29 +18,27 @@ HERE = Path(__file__).resolve().parent
 # Names that are also common English words, places, months, brands or religious terms: never swapped in free
 # text (a sentence-initial "Will", "May" or "Paris" is not a person); inside a person-typed NER span they are.
 HOMOGRAPHS = """
-april august may june july autumn summer winter dawn eve noel christmas easter
-paris jordan virginia georgia carolina florence victoria charlotte austin dallas houston denver chelsea brooklyn
-sydney india china asia africa kenya israel lincoln jackson madison savannah phoenix dakota indiana montana nevada
-eugene aurora camden orlando cleveland salem regina alexandria adelaide helena lourdes hollis troy cairo
-vienna geneva berlin london tyler chester kent devon shelby marion lafayette raleigh columbus trenton
-will bill mark grace hope faith joy rose lily daisy ivy iris holly heather hazel ginger pearl ruby amber crystal
-rich frank grant pat sue art ray rob don gene jack jean bob buck carol bud chance chase cliff clay dale dean drew
-earl forest glen guy hunter king lane lee major mason miles page penny carter cooper parker porter price reed rod
-roman rusty sandy skip spencer sterling stone wade ward wood young christian dusty lance sonny norman marshall
-jay sky val bell belle candy destiny precious misty sunny star storm cherry olive violet jasmine melody harmony
-honey angel bunny charity liberty trinity essence unique jesus christ mary-kate dolly goldie patience prudence
-constance temperance verity mercy justice honor honour sage river rain autumn ash rowan
-al ed jim tim tom ben max sam bo nick gay dick fanny willy randy peter johnny wayne brown black white green gray
-grey golden silver baker bishop cook fisher hall hill long love little rice walker shepherd banks rivers brooks
-woods waters lewis bush ford young early french english irish welsh scott english winston beverly
-harry chuck sonny huey duke earnest ernest royal prince princess queen lord judge deacon sargent
-colby cody dallas rocky terry gary jerry larry barry lamar delta tulsa alma ida ada else
+april august may june july autumn summer winter dawn eve noel christmas easter paris jordan virginia georgia
+carolina florence victoria charlotte austin dallas houston denver chelsea brooklyn sydney india china asia
+africa kenya israel lincoln jackson madison savannah phoenix dakota indiana montana nevada aurora camden orlando
+cleveland salem regina alexandria adelaide helena lourdes hollis troy cairo vienna geneva berlin london chester
+kent devon shelby marion lafayette raleigh columbus trenton will bill mark grace hope faith joy rose lily daisy
+ivy iris holly heather hazel ginger pearl ruby amber crystal rich frank grant pat sue art ray rob don gene jack
+jean bob buck carol bud chance chase cliff clay dale dean drew earl forest glen guy hunter king lane lee major
+mason miles page penny carter cooper parker porter price reed rod roman rusty sandy skip spencer sterling stone
+wade ward wood young christian dusty lance sonny norman marshall jay sky val bell belle candy destiny precious
+misty sunny star storm cherry olive violet jasmine melody harmony honey angel bunny charity liberty trinity
+essence unique jesus christ mary-kate dolly goldie patience prudence constance temperance verity mercy justice
+honor honour sage river rain autumn ash rowan bo gay dick fanny willy brown black white green gray grey golden
+silver baker bishop cook fisher hall hill long love little rice walker shepherd banks rivers brooks woods waters
+bush ford young early french english irish welsh english winston beverly chuck sonny duke earnest ernest royal
+prince princess queen lord judge deacon sargent hung dallas delta tulsa else
 """.split()
 
 # Census 1990: a name counts as one gender when that gender holds at least this share of its frequency.
 GENDER_SHARE = 0.9
 # Tzioumis 2018 / Census 2010: a name or surname joins a race group when the group holds at least this share.
-RACE_SHARE = 60.0
+RACE_SHARE = 50.0
 RACE_COLUMNS = {"pctwhite": "white", "pctblack": "black", "pcthispanic": "hispanic", "pctapi": "asian"}
 SURNAME_COLUMNS = {
     "PERCENT NON-HISPANIC OR LATINO WHITE ALONE": "white",
@@ -142,6 +140,10 @@ def build_names_race(data: Path) -> dict:
             if shares[col] >= RACE_SHARE and re.fullmatch(r"[A-Za-z]+", name):
                 groups[SURNAME_COLUMNS[col]]["surname"].append((int(row["RANK"]), name))
     out = {g: {slot: [n for _, n in sorted(v)] for slot, v in slots.items()} for g, slots in groups.items()}
+    # A word that is both a first name and a surname (Davis, Charles) is kept as a first name only.
+    first = {n for slots in out.values() for slot in ("female", "male") for n in slots[slot]}
+    for slots in out.values():
+        slots["surname"] = [n for n in slots["surname"] if n not in first]
     terms = {t for slots in out.values() for v in slots.values() for t in v}
     return {
         "axis": "names_race",

@@ -81,7 +81,14 @@ def _default_terms(path: Path) -> list[str]:
 
 def run(loaded: LoadedModel | None, options: Options, settings: EvalSettings) -> SuiteResult:
     """Score identity-term data and compute per-term AUCs and calibration with bootstrap intervals for summaries."""
-    source = options.predictions or str(resolve_data(options.data, "wiki_toxicity_identity/bias_madlibs_77k.csv", NAME, "Get bias_madlibs_77k.csv from github.com/conversationai/unintended-ml-bias-analysis."))
+    source = options.predictions or str(
+        resolve_data(
+            options.data,
+            "wiki_toxicity_identity/bias_madlibs_77k.csv",
+            NAME,
+            "Get bias_madlibs_77k.csv from github.com/conversationai/unintended-ml-bias-analysis.",
+        )
+    )
     path = Path(source)
     if path.is_dir():
         path = path / "bias_madlibs_77k.csv"
@@ -99,19 +106,38 @@ def run(loaded: LoadedModel | None, options: Options, settings: EvalSettings) ->
         if loaded is None:
             raise ValueError("suite 'subgroup_auc' needs a model or a `predictions` file")
         require_kind(loaded, NAME, ("classifier",))
-        scores = classifier_probs(loaded.model, loaded.tokenizer, texts, batch_size=settings.batch_size, progress=settings.progress)[:, options.positive_class]
+        scores = classifier_probs(
+            loaded.model, loaded.tokenizer, texts, batch_size=settings.batch_size, progress=settings.progress
+        )[:, options.positive_class]
     terms = options.identity_terms or _default_terms(Path(options.data) if options.data else path)
     members = term_memberships(texts, terms)
     report = subgroup_auc_report(labels, scores, members, min_count=options.min_count)
-    headline_keys = ("subgroup_auc_min", "bpsn_auc_min", "bnsp_auc_min", "final_bias_auc", "overall_auc", "calibration_gap_max")
-    member_matrix = np.stack([members[t] for t in report["per_term"]], axis=1) if report["per_term"] else np.zeros((len(texts), 0), bool)
+    headline_keys = (
+        "subgroup_auc_min",
+        "bpsn_auc_min",
+        "bnsp_auc_min",
+        "final_bias_auc",
+        "overall_auc",
+        "calibration_gap_max",
+    )
+    member_matrix = (
+        np.stack([members[t] for t in report["per_term"]], axis=1)
+        if report["per_term"]
+        else np.zeros((len(texts), 0), bool)
+    )
     kept = list(report["per_term"])
 
     def for_ci(y, s, mm):
         r = subgroup_auc_report(y, s, {t: mm[:, i] for i, t in enumerate(kept)}, min_count=1)
         return {k: r[k] for k in headline_keys}
 
-    intervals = bootstrap_intervals(for_ci, [labels, scores, member_matrix], n_resamples=min(settings.n_bootstrap, 200), confidence=settings.confidence, seed=settings.seed)
+    intervals = bootstrap_intervals(
+        for_ci,
+        [labels, scores, member_matrix],
+        n_resamples=min(settings.n_bootstrap, 200),
+        confidence=settings.confidence,
+        seed=settings.seed,
+    )
     return SuiteResult(
         suite=NAME,
         metrics={k: report[k] for k in headline_keys},
@@ -120,5 +146,7 @@ def run(loaded: LoadedModel | None, options: Options, settings: EvalSettings) ->
         breakdown_label="identity term",
         plot_columns=["subgroup_auc", "bpsn_auc", "bnsp_auc"],
         details={"n_examples": len(texts), "data": str(path), "terms_skipped": sorted(set(terms) - set(kept))},
-        notes=["AUCs: 1 is ideal; a low BPSN AUC means non-toxic mentions of the term score as toxic. Summary intervals use at most 200 resamples."],
+        notes=[
+            "AUCs: 1 is ideal; a low BPSN AUC means non-toxic mentions of the term score as toxic. Summary intervals use at most 200 resamples."
+        ],
     )

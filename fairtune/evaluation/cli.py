@@ -1,0 +1,132 @@
+"""`fairtune evaluate` (bias suites -> results.json, report.md, plots) and `fairtune thresholds` (post-hoc thresholds)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from fairtune.evaluation.suites import SUITES
+
+
+def register(subparsers: Any) -> None:
+    """Add the `evaluate` and `thresholds` subcommands."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="measure bias with benchmark suites and write results.json, report.md and plots",
+        description="fairtune evaluate RECIPE.yaml, or fairtune evaluate --suite NAME --model DIR --output DIR. "
+        f"Suites: {', '.join(SUITES)}.",
+    )
+    p.add_argument("recipe", nargs="?", help="evaluation recipe YAML (flags override its values)")
+    p.add_argument("--suite", action="append", dest="suites", help="suite to run (repeat or comma-separate)")
+    p.add_argument("--model", help="model dir or Hub id")
+    p.add_argument("--model-kind", choices=("masked_lm", "causal_lm", "classifier", "qa", "token_classifier"))
+    p.add_argument("--data", help="data file, folder or Hub id for the suites")
+    p.add_argument("--predictions", help="predictions file (json/jsonl/csv with prediction, label, group) for `group`")
+    p.add_argument("--text-column")
+    p.add_argument("--label-column")
+    p.add_argument("--group-column")
+    p.add_argument("--max-examples", type=int)
+    p.add_argument("--baseline", help="model to compare against, or a folder with an earlier results.json")
+    p.add_argument("--output", "--output-dir", dest="output_dir", help="output folder")
+    p.add_argument("--n-bootstrap", type=int, help="bootstrap resamples for intervals (default 1000; 0 = none)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="hide progress bars")
+    p.set_defaults(func=evaluate_command)
+
+    t = subparsers.add_parser(
+        "thresholds",
+        help="fit per-group decision thresholds (Hardt et al. 2016) and store them with the model",
+        description="Fit per-group thresholds for a binary classifier on validation data and save fairtune_thresholds.json "
+        "in the model dir. A plain transformers pipeline ignores them; fairtune evaluate and "
+        "fairtune.thresholds.predict_with_thresholds apply them.",
+    )
+    t.add_argument("--model", required=True, help="local model dir (thresholds are written into it)")
+    t.add_argument("--data", required=True, help="validation data with text, label and group columns")
+    t.add_argument("--criterion", choices=("equal_opportunity", "equalized_odds"), default="equal_opportunity")
+    t.add_argument("--split", default="validation", help="split of a Hub data set")
+    t.add_argument("--text-column", default="text")
+    t.add_argument("--label-column", default="label")
+    t.add_argument("--group-column", default="group")
+    t.add_argument("--test-data", help="held-out data to report the effect on (same columns)")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.set_defaults(func=thresholds_command)
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Run `fairtune evaluate`."""
+    from fairtune.evaluation.recipe import build_config, load_recipe
+    from fairtune.evaluation.runner import evaluate
+
+    recipe = load_recipe(args.recipe) if args.recipe else {}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("func", "recipe", "command")}
+    try:
+        config = build_config(recipe, overrides)
+    except ValueError as err:
+        print(f"fairtune evaluate: {err}", file=sys.stderr)
+        return 2
+    payload = evaluate(config)
+    shown = {k: payload[k] for s in payload["suites"] for k in payload["details"][s]["metrics"]}
+    print(json.dumps(shown, indent=2))
+    print(f"wrote {config.output_dir}/results.json and report.md")
+    return 0
+
+
+def thresholds_command(args: argparse.Namespace) -> int:
+    """Run `fairtune thresholds`: fit on --data, save with the model, report the effect on --test-data."""
+    import numpy as np
+
+    from fairtune.evaluation.models import load_model
+    from fairtune.evaluation.predict import classifier_probs
+    from fairtune.evaluation.tables import encode_labels, load_table, require_columns
+    from fairtune.metrics.group import group_fairness_metrics
+    from fairtune.thresholds import apply_thresholds, fit_thresholds, save_thresholds
+
+    loaded = load_model(args.model, kind="classifier")
+    if loaded.model.config.num_labels != 2:
+        print("fairtune thresholds: per-group thresholds need a binary classifier", file=sys.stderr)
+        return 2
+
+    def scored(path: str):
+        df = load_table(path, args.split)
+        require_columns(
+            df,
+            [args.text_column, args.label_column, args.group_column],
+            path,
+            "Set --text-column/--label-column/--group-column.",
+        )
+        probs = classifier_probs(
+            loaded.model,
+            loaded.tokenizer,
+            df[args.text_column].astype(str).tolist(),
+            batch_size=args.batch_size,
+            progress=True,
+        )
+        y = encode_labels(df[args.label_column], getattr(loaded.model.config, "label2id", None))
+        return probs, y, np.asarray(df[args.group_column].tolist(), dtype=object)
+
+    probs, y, groups = scored(args.data)
+    thresholds = fit_thresholds(probs[:, 1], y, groups, args.criterion)
+    thresholds["group_column"] = args.group_column
+    keys = ("accuracy", "equalized_odds_difference", "demographic_parity_difference", "tpr_gap_rms")
+    effect = {}
+    for name, (p, yy, g) in {
+        "validation": (probs, y, groups),
+        **({"test": scored(args.test_data)} if args.test_data else {}),
+    }.items():
+        before = group_fairness_metrics(yy, p.argmax(1), list(g), labels=[0, 1])
+        after = group_fairness_metrics(yy, apply_thresholds(p[:, 1], g, thresholds), list(g), labels=[0, 1])
+        effect[name] = {"argmax": {k: before[k] for k in keys}, "thresholds": {k: after[k] for k in keys}}
+    thresholds["effect"] = effect
+    path = save_thresholds(args.model, thresholds)
+    print(f"wrote {path}")
+    for name, e in effect.items():
+        print(f"\n{name}: metric | argmax | with thresholds")
+        for k in keys:
+            print(f"  {k:32s} {e['argmax'][k]:.4f}  {e['thresholds'][k]:.4f}")
+    print(
+        "\nNote: a plain transformers pipeline ignores these thresholds; use fairtune.thresholds.predict_with_thresholds."
+    )
+    return 0

@@ -1,0 +1,168 @@
+"""FairTrainer behaviour: data flow of groups, accumulation, checkpoints, the adversary's wiring, pooling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import biased_rows
+from helpers import build_trainer
+from safetensors.torch import load_file
+
+from fairtune.representation import ADVERSARY_ATTR, POOLED_KEY
+
+
+def test_group_reaches_compute_loss_and_metrics(tiny_bert_dir, tmp_path):
+    trainer = build_trainer(tiny_bert_dir, biased_rows(32, 0.9), biased_rows(24, 0.5, seed=3), tmp_path, dp_weight=1.0)
+    seen = {}
+    original = trainer.compute_loss
+
+    def spy(model, inputs, *a, **k):
+        seen.setdefault("group", inputs.get("group"))
+        return original(model, inputs, *a, **k)
+
+    trainer.compute_loss = spy
+    metrics = trainer.evaluate()
+    assert seen["group"] is not None and set(seen["group"].tolist()) <= {0, 1}
+    assert "eval_demographic_parity_difference" in metrics
+    assert "eval_group_female_tpr" in metrics and "eval_group_male_tpr" in metrics
+    assert "eval_dp_gap" in metrics  # objective values are logged in evaluation too
+
+
+def test_unlabelled_predict_still_works(tiny_bert_dir, tmp_path):
+    trainer = build_trainer(tiny_bert_dir, biased_rows(16, 0.9), None, tmp_path, adversary_weight=1.0)
+    unlabelled = trainer.train_dataset.remove_columns(["labels"])
+    out = trainer.predict(unlabelled)
+    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+    assert logits.shape == (16, 2)
+    assert out.label_ids is None
+
+
+def test_eval_outputs_hold_pooled_vector_not_hidden_states(tiny_bert_dir, tmp_path):
+    trainer = build_trainer(tiny_bert_dir, biased_rows(16, 0.9), biased_rows(16, 0.5), tmp_path)
+    out = trainer.predict(trainer.eval_dataset)
+    assert isinstance(out.predictions, tuple) and len(out.predictions) == 2
+    assert out.predictions[1].shape == (16, 32)  # [rows, hidden]: one pooled vector per row
+
+
+def _final_params(trainer):
+    return {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+
+
+def test_gradient_accumulation_equals_one_big_batch(tiny_bert_dir, tmp_path):
+    rows = biased_rows(16, 0.9, seed=5)
+    common = dict(optim="sgd", learning_rate=0.5, max_steps=1, weight_decay=0.0, lr_scheduler_type="constant",
+                  adversary_weight=1.0, clp_weight=0.0, max_grad_norm=0.0)
+    big = build_trainer(tiny_bert_dir, rows, None, tmp_path / "a", per_device_train_batch_size=16,
+                        gradient_accumulation_steps=1, **common)
+    big.train()
+    small = build_trainer(tiny_bert_dir, rows, None, tmp_path / "b", per_device_train_batch_size=8,
+                          gradient_accumulation_steps=2, **common)
+    small.train()
+    pa, pb = _final_params(big), _final_params(small)
+    assert pa.keys() == pb.keys()
+    moved = 0
+    for name in pa:
+        assert torch.allclose(pa[name], pb[name], atol=1e-6), name
+    init = build_trainer(tiny_bert_dir, rows, None, tmp_path / "c", **common)
+    for name, p in _final_params(init).items():
+        moved += int(not torch.allclose(p, pa[name]))
+    assert moved > 0
+
+
+def test_resume_gives_same_losses_and_adversary(tiny_bert_dir, tmp_path):
+    rows = biased_rows(48, 0.9, seed=7)
+    common = dict(max_steps=6, per_device_train_batch_size=8, adversary_weight=1.0, group_dro_weight=1.0,
+                  save_strategy="steps", save_steps=3, logging_steps=1)
+    full = build_trainer(tiny_bert_dir, rows, None, tmp_path / "full", **common)
+    full.train()
+    losses_full = [h["loss"] for h in full.state.log_history if "loss" in h]
+
+    part = build_trainer(tiny_bert_dir, rows, None, tmp_path / "part", **common)
+    part.train()
+    ckpt = tmp_path / "part" / "checkpoint-3"
+    assert (ckpt / "fairtune_adversary.safetensors").is_file()
+    state = json.loads((ckpt / "fairtune_state.json").read_text())
+    assert state["group_dro"]["q"] and len(state["group_dro"]["q"]) == 2
+
+    resumed = build_trainer(tiny_bert_dir, rows, None, tmp_path / "part", **common)
+    resumed.train(resume_from_checkpoint=str(ckpt))
+    losses_resumed = [h["loss"] for h in resumed.state.log_history if "loss" in h]
+    assert losses_resumed[-3:] == pytest.approx(losses_full[-3:], rel=1e-5)
+    for (n, a), (_, b) in zip(full.adversary.state_dict().items(), resumed.adversary.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), n
+    assert resumed.group_dro.q.tolist() == pytest.approx(full.group_dro.q.tolist(), rel=1e-6)
+
+
+def test_adversary_optimizer_device_and_saving(tiny_bert_dir, tmp_path):
+    trainer = build_trainer(tiny_bert_dir, biased_rows(32, 0.9), None, tmp_path, adversary_weight=1.0,
+                            adversary_lr=0.005, max_steps=2, save_strategy="steps", save_steps=2)
+    adv = trainer.adversary
+    before = {k: v.clone() for k, v in adv.state_dict().items()}
+    trainer.train()
+    # in the optimizer, with its own learning rate
+    groups = [g for g in trainer.optimizer.param_groups if g.get("fairtune_adversary")]
+    assert len(groups) == 1 and groups[0]["initial_lr"] == pytest.approx(0.005)
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in adv.parameters()}
+    # on the model's device and trained
+    dev = next(trainer.model.parameters()).device
+    assert all(p.device == dev for p in adv.parameters())
+    assert any(not torch.allclose(before[k], v) for k, v in adv.state_dict().items())
+    # the final model is a plain transformers model; the checkpoint keeps the adversary in its own file
+    trainer.save_model()
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    assert not any(ADVERSARY_ATTR in k for k in weights)
+    assert hasattr(trainer.model, ADVERSARY_ATTR)  # still attached for further training
+    ckpt = load_file(str(tmp_path / "checkpoint-2" / "fairtune_adversary.safetensors"))
+    assert set(ckpt) == set(adv.state_dict())
+    ckpt_weights = load_file(str(tmp_path / "checkpoint-2" / "model.safetensors"))
+    assert not any(ADVERSARY_ATTR in k for k in ckpt_weights)
+    from transformers import AutoModelForSequenceClassification
+
+    AutoModelForSequenceClassification.from_pretrained(tmp_path)  # loads cleanly
+
+
+def test_adversary_lowers_group_information(tiny_bert_dir, tmp_path):
+    """Logged adversary accuracy and loss appear in train logs."""
+    trainer = build_trainer(tiny_bert_dir, biased_rows(32, 0.9), None, tmp_path, adversary_weight=1.0, max_steps=2)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "adversary_loss" in h]
+    assert logs and 0.0 <= logs[0]["adversary_accuracy"] <= 1.0
+
+
+def test_decoder_pools_last_non_pad_token(tiny_llama_dir, tmp_path):
+    trainer = build_trainer(tiny_llama_dir, biased_rows(16, 0.9), None, tmp_path, adversary_weight=1.0, max_steps=1)
+    trainer.train()
+    model = trainer.model.eval()
+    tok = trainer.processing_class
+    enc = tok(["she is good", "he is good at the hospital"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**enc, output_hidden_states=True)
+    last = enc["attention_mask"].sum(1) - 1
+    expected = out.hidden_states[-1][torch.arange(2), last]
+    assert torch.allclose(out[POOLED_KEY], expected, atol=1e-5)
+
+
+def test_resample_balances_group_label_cells(tiny_bert_dir, tmp_path):
+    rows = biased_rows(200, 0.9, seed=11)
+    trainer = build_trainer(tiny_bert_dir, rows, None, tmp_path, group_balance="resample")
+    sampler = trainer._get_train_sampler()
+    idx = list(iter(sampler))
+    ds = trainer.train_dataset
+    cells = {}
+    for i in idx:
+        key = (ds[i]["group"], ds[i]["labels"])
+        cells[key] = cells.get(key, 0) + 1
+    counts = np.array(list(cells.values()))
+    assert len(counts) == 4 and counts.min() / counts.max() > 0.6  # raw data is 9:1 within each label
+
+
+def test_reweight_adds_balancing_weights(tiny_bert_dir, tmp_path):
+    trainer = build_trainer(tiny_bert_dir, biased_rows(100, 0.9, seed=3), None, tmp_path, group_balance="reweight")
+    ds = trainer.train_dataset
+    w = np.array(ds["sample_weight"])
+    cells = list(zip(ds["group"], ds["labels"]))
+    totals = {c: w[[i for i, x in enumerate(cells) if x == c]].sum() for c in set(cells)}
+    assert max(totals.values()) == pytest.approx(min(totals.values()))
