@@ -37,7 +37,7 @@ CITATIONS_FILE = "citations.yaml"
 #: fields that may hold a Hub token; removed from anything fairtune writes
 TOKEN_FIELDS = ("hub_token", "push_to_hub_token")
 #: keys of fairtune_config.json that are provenance, not recipe fields
-META_KEYS = ("command", "fairtune_version", "base_model_hub_id")
+META_KEYS = ("command", "fairtune_version", "base_model_hub_id", "group_names", "label_list", "group_counts")
 #: per-group keys that count evaluation examples
 COUNT_KEYS = ("n", "count", "support", "num_examples", "n_examples")
 SMALL_GROUP_THRESHOLD = 100
@@ -190,6 +190,8 @@ def load_run(model_dir: str | os.PathLike) -> RunFiles:
     if (root / "adapter_config.json").is_file():
         run.adapter_config = _read_json(root / "adapter_config.json", "adapter_config.json")
     run.plots = sorted(p.name for p in root.glob("*.png"))
+    if run.evaluation_path is not None and run.evaluation_path.parent != root:
+        run.plots += sorted(p.relative_to(root).as_posix() for p in run.evaluation_path.parent.glob("*.png"))
     thresholds = sorted(p.name for p in root.glob("*thresholds*.json"))
     run.thresholds = thresholds[0] if thresholds else None
     return run
@@ -224,7 +226,7 @@ def load_baseline(baseline: str | os.PathLike, *, model_dir: str | os.PathLike |
     report = _read_json(report_path, "--baseline")
     if report.get("fairtune_baseline_version"):  # already in baseline form (a copied baseline_report.json)
         return report
-    if not any(_is_number(v) for k, v in report.items() if k not in _NOT_METRICS):
+    if not _metric_keys(report):
         raise CardError(f"--baseline: {report_path} has no numeric metrics at its top level; is it a fairness report?")
     config = scrub_config(_read_json(config_path, "--baseline config")) if config_path.is_file() else {}
     return {
@@ -267,6 +269,11 @@ def _is_local_path(name: str, search_roots: Iterable[Path]) -> bool:
     if candidate.is_absolute():
         return candidate.exists()
     return any((root / candidate).exists() for root in search_roots)
+
+
+def _is_hub_dataset(name: Any, roots: Iterable[Path]) -> bool:
+    """Whether a `dataset_name` names a Hub dataset (not `demo`, not a local folder)."""
+    return name != "demo" and looks_like_hub_id(name) and not _is_local_path(name, [Path.cwd(), *roots])
 
 
 def resolve_hub_id(name: Any, hub_id: Any = None, *, search_roots: Iterable[Path] = ()) -> str | None:
@@ -366,7 +373,7 @@ OBJECTIVES = (
         "mindiff_weight",
         "MinDiff",
         "matches the distributions of model scores across groups with a kernel maximum mean discrepancy penalty.",
-        settings=("mindiff_kernel", "mindiff_bandwidth"),
+        settings=("mindiff_kernel", "mindiff_bandwidth", "mindiff_label"),
         citations=("prost2019",),
         tag="mindiff",
     ),
@@ -425,12 +432,16 @@ METRICS = {
     "equalized_odds_difference": MetricInfo("equalized_odds_difference", "Equalized odds difference", -1),
     "tpr_gap_rms": MetricInfo("tpr_gap_rms", "TPR gap (RMS over groups)", -1),
     "leakage_probe_accuracy": MetricInfo("leakage_probe_accuracy", "Leakage probe accuracy", -1),
+    "demographic_parity_ratio": MetricInfo("demographic_parity_ratio", "Demographic parity ratio", +1),
+    "equalized_odds_ratio": MetricInfo("equalized_odds_ratio", "Equalized odds ratio", +1),
+    "flip_rate": MetricInfo("flip_rate", "Counterfactual flip rate", -1),
+    "ctf_gap": MetricInfo("ctf_gap", "Counterfactual token fairness gap", -1),
     "leakage_probe_majority_baseline": MetricInfo(
         "leakage_probe_majority_baseline", "Leakage probe majority baseline", 0
     ),
 }
 _LOWER_IS_BETTER = ("gap", "difference", "diff", "disparity", "leakage", "bias", "violation", "inconsisten")
-_HIGHER_IS_BETTER = ("accuracy", "f1", "exact", "precision", "recall", "auc", "consistency")
+_HIGHER_IS_BETTER = ("accuracy", "f1", "exact", "precision", "recall", "auc", "consistency", "ratio")
 
 
 def metric_info(key: str) -> MetricInfo:
@@ -484,9 +495,14 @@ def _enabled_methods(config: Mapping[str, Any]) -> list[str]:
     methods = [obj.name for obj in OBJECTIVES if _positive(config.get(obj.field))]
     if _cda_enabled(config):
         methods.append("counterfactual data augmentation")
-    if config.get("group_balance") not in (None, False, "none", "no", 0):
+    if _group_balance(config):
         methods.append("group balancing")
     return methods
+
+
+def _group_balance(config: Mapping[str, Any]) -> str | None:
+    value = config.get("group_balance")
+    return None if value in (None, False, "", "none", "no", 0) else str(value)
 
 
 def _objectives(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -498,6 +514,12 @@ def _objectives(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         citations = list(obj.citations)
         if obj.field == "adversary_weight" and config.get("adversary_label_conditioned"):
             citations.append("zhang2018")
+        if (
+            obj.field == "adversary_weight"
+            and _is_number(config.get("num_adversaries"))
+            and config["num_adversaries"] > 1
+        ):
+            citations.append("han2021")
         settings = {key: config[key] for key in obj.settings if config.get(key) is not None}
         rows.append(
             {
@@ -521,19 +543,18 @@ def _adversary(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _cda(config: Mapping[str, Any]) -> dict[str, Any]:
-    enabled = _cda_enabled(config)
-    lexicon_keys = [k for k in config if "lexicon" in k and config[k] not in (None, "")]
-    lexicon = None
-    for key in sorted(lexicon_keys, key=lambda k: ("version" not in k, k)):
-        lexicon = f"{config[key]}" if "version" in key else _display_name(config[key])
-        break
-    settings = {
-        k: v
-        for k, v in config.items()
-        if k.startswith("cda_") and k != "cda_axes" and v is not None and k not in lexicon_keys
-    }
+    lexicon_file = config.get("cda_lexicon")
+    if config.get("cda_lexicon_version"):
+        lexicon = str(config["cda_lexicon_version"])
+    elif lexicon_file:
+        lexicon = f"user lexicon `{_display_name(lexicon_file)}` (not versioned)"
+    else:
+        version = config.get("fairtune_version") or _package_version()
+        lexicon = f"built-in lexicons of fairtune {version}"
+    skip = {"cda_axes", "cda_lexicon", "cda_lexicon_version"}
+    settings = {k: v for k, v in config.items() if k.startswith("cda_") and k not in skip and v is not None}
     return {
-        "enabled": enabled,
+        "enabled": _cda_enabled(config),
         "mode": config.get("cda"),
         "axes": _as_list(config.get("cda_axes")),
         "lexicon": lexicon,
@@ -546,11 +567,12 @@ def _where(report: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     """Words for the data a report was measured on."""
     dataset = report.get("dataset") or config.get("dataset_name")
     split = report.get("split")
+    count = f" ({report['num_examples']} examples)" if _is_number(report.get("num_examples")) else ""
     if split and dataset:
-        return f"the `{split}` split of `{_display_name(dataset)}`"
+        return f"the `{split}` split of `{_display_name(dataset)}`{count}"
     for key, words in (("test_file", "the test file"), ("validation_file", "the validation file")):
         if config.get(key):
-            return f"{words} `{_display_name(config[key])}`"
+            return f"{words} `{_display_name(config[key])}`{count}"
     if dataset:
         return f"`{_display_name(dataset)}` (split not recorded)"
     return "the evaluation data of the training run (not recorded)"
@@ -560,15 +582,25 @@ def _ci(report: Mapping[str, Any] | None, key: str) -> list[float] | None:
     if not report:
         return None
     value = report.get(f"{key}_ci")
+    intervals = report.get("intervals")  # results.json of `fairtune evaluate`
+    if value is None and isinstance(intervals, Mapping):
+        value = intervals.get(key)
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
         return [float(value[0]), float(value[1])]
     return None
 
 
+def is_result_metric(key: str) -> bool:
+    """Whether a numeric top-level report key is a result (not a count, a loss, a timing or an adversary log)."""
+    if key in _NOT_METRICS or key.endswith(("_ci", "_loss", "runtime", "_per_second")) or key == "loss":
+        return False
+    return not key.startswith(("adversary_", "train_", "total_flos"))
+
+
 def _metric_keys(report: Mapping[str, Any] | None) -> list[str]:
     if not report:
         return []
-    return [k for k, v in report.items() if _is_number(v) and k not in _NOT_METRICS and not k.endswith("_ci")]
+    return [k for k, v in report.items() if _is_number(v) and is_result_metric(k)]
 
 
 def _change(key: str, before: Any, after: Any, before_ci: Any, after_ci: Any) -> str:
@@ -607,13 +639,18 @@ def _results(run: RunFiles, baseline: Mapping[str, Any] | None) -> dict[str, Any
                 "change": _change(key, before, after, before_ci, after_ci),
             }
         )
-    headline = [f"{r['name'].lower()} {r['after']:.4f}" for r in rows if r["key"] in ("accuracy", "macro_f1", "f1")]
+    headline_names = {"accuracy": "accuracy", "macro_f1": "macro F1", "f1": "F1", "exact_match": "exact match"}
+    headline = [f"{headline_names[r['key']]} {r['after']:.4f}" for r in rows if r["key"] in headline_names]
     headline += [
-        f"a {r['name'].lower()} of {r['after']:.4f}" for r in rows if r["key"] == "demographic_parity_difference"
+        f"a demographic parity difference of {r['after']:.4f}"
+        for r in rows
+        if r["key"] == "demographic_parity_difference"
     ]
     ci_note = None
     level = (report or {}).get("ci_level") or (report or {}).get("confidence_level")
-    if _is_number(level):
+    if isinstance((report or {}).get("interval_note"), str):
+        ci_note = f"intervals in brackets: {report['interval_note']}"
+    elif _is_number(level):
         ci_note = f"brackets give {level * 100 if level <= 1 else level:g}% confidence intervals"
     elif any(r["after_ci"] for r in rows):
         ci_note = "brackets give confidence intervals"
@@ -642,24 +679,50 @@ def _results(run: RunFiles, baseline: Mapping[str, Any] | None) -> dict[str, Any
         "where": _where(report or {}, run.config),
         "ci_note": ci_note,
         "baseline": baseline_view,
-        "headline": " and ".join(headline) if headline else None,
+        "headline": _join(headline) if headline else None,
     }
+
+
+def _join(items: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _phrase(name: str) -> str:
+    """A method name inside a sentence: lower-cased unless it is a proper name (MinDiff, Group DRO)."""
+    return name if any(c.isupper() for c in name[1:]) else name[0].lower() + name[1:]
 
 
 def _evaluation(run: RunFiles, primary_keys: Iterable[str]) -> dict[str, Any]:
     if not run.evaluation:
         return {"rows": []}
     primary = set(primary_keys)
-    rows = [
-        {"key": key, "name": metric_info(key).name, "after": run.evaluation[key], "after_ci": _ci(run.evaluation, key)}
-        for key in _metric_keys(run.evaluation)
-        if key not in primary
-    ]
+    before = (
+        run.evaluation.get("baseline_metrics") if isinstance(run.evaluation.get("baseline_metrics"), Mapping) else {}
+    )
+    rows = []
+    for key in _metric_keys(run.evaluation):
+        if key in primary:
+            continue
+        after, after_ci = run.evaluation[key], _ci(run.evaluation, key)
+        value = before.get(key) if _is_number(before.get(key)) else None
+        rows.append(
+            {
+                "key": key,
+                "name": metric_info(key).name,
+                "after": after,
+                "after_ci": after_ci,
+                "before": value,
+                "change": _change(key, value, after, None, after_ci),
+            }
+        )
     source = run.evaluation_path.relative_to(run.model_dir).as_posix() if run.evaluation_path else EVAL_RESULTS_NAME
     where = (
         _where(run.evaluation, run.config) if run.evaluation.get("split") or run.evaluation.get("dataset") else None
     )
-    return {"rows": rows, "source": source, "where": where}
+    baseline = _display_name(run.evaluation.get("baseline")) if before else None
+    note = run.evaluation.get("interval_note")
+    return {"rows": rows, "source": source, "where": where, "baseline": baseline, "interval_note": note}
 
 
 def _per_group(report: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -697,13 +760,21 @@ def _leakage(run: RunFiles, baseline: Mapping[str, Any] | None) -> dict[str, Any
         "accuracy_ci": _ci(report, "leakage_probe_accuracy"),
         "majority": majority if _is_number(majority) else None,
         "gap": accuracy - majority if _is_number(majority) else None,
+        "at_majority": _at_majority(accuracy, majority, _ci(report, "leakage_probe_accuracy")),
         "before": before if _is_number(before) else None,
     }
 
 
+def _at_majority(accuracy: float, majority: Any, interval: list[float] | None) -> bool | None:
+    """Whether the probe does no better than the majority guess (within its interval, or within 0.01 without one)."""
+    if not _is_number(majority):
+        return None
+    return interval[0] <= majority if interval else accuracy - majority <= 0.01
+
+
 def _limitations(config: Mapping[str, Any], per_group: Mapping[str, Any]) -> dict[str, Any]:
     groups = [row["group"] for row in per_group["rows"]]
-    words = [w.lower() for w in [*_as_list(config.get("cda_axes")), str(config.get("group_column") or "")]]
+    words = [w.lower() for w in [*_as_list(config.get("cda_axes")), *_as_list(config.get("group_column"))]]
     words += [part for group in groups for part in re.split(r"[\s:_/,-]+", group.lower()) if part]
     covered = [axis for axis, keys in STANDARD_AXES.items() if any(w in keys or w == axis for w in words)]
     known = {k for keys in STANDARD_AXES.values() for k in keys} | set(STANDARD_AXES)
@@ -718,6 +789,7 @@ def _limitations(config: Mapping[str, Any], per_group: Mapping[str, Any]) -> dic
         ]
     return {
         "groups": groups,
+        "intersectional": len(_as_list(config.get("group_column"))) > 1,
         "axes_covered": covered,
         "axes_not_covered": [axis for axis in STANDARD_AXES if axis not in covered],
         "small_groups": small,
@@ -726,54 +798,65 @@ def _limitations(config: Mapping[str, Any], per_group: Mapping[str, Any]) -> dic
 
 
 def _field_defaults() -> dict[str, Any]:
-    """Default values of every recipe field (fairtune's dataclasses when importable, else TrainingArguments)."""
+    """Default value of every recipe field, as resolved by the arguments classes (JSON-normalized)."""
     import dataclasses
-    import enum
+    import tempfile
+
+    from transformers import TrainingArguments
 
     classes: list[type] = []
     try:
         from fairtune import config as fairtune_config
 
-        classes = [
-            getattr(fairtune_config, name)
-            for name in ("ModelArguments", "DataArguments", "FairTrainingArguments")
-            if hasattr(fairtune_config, name)
-        ]
-    except Exception:  # noqa: BLE001 - the config module is optional for rendering a card
+        names = ("ModelArguments", "DataArguments", "FairTrainingArguments")
+        classes = [getattr(fairtune_config, name) for name in names if hasattr(fairtune_config, name)]
+    except ImportError:  # the config module is not needed to render a card
         classes = []
-    if not classes:
-        from transformers import TrainingArguments
-
-        classes = [TrainingArguments]
+    training_cls = next((c for c in classes if issubclass(c, TrainingArguments)), TrainingArguments)
     defaults: dict[str, Any] = {}
-    for cls in classes:
+    for cls in [*classes, training_cls]:
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
-                value = f.default
+                defaults[f.name] = _normalized(f.default)
             elif f.default_factory is not dataclasses.MISSING:
-                value = f.default_factory()
-            else:
-                continue
-            defaults[f.name] = value.value if isinstance(value, enum.Enum) else value
+                defaults[f.name] = _normalized(f.default_factory())
+    try:  # fields that __post_init__ resolves (report_to, logging_dir, ...) default to their resolved value
+        with tempfile.TemporaryDirectory() as scratch:
+            resolved = training_cls(output_dir=scratch).to_dict()
+        defaults.update({key: _normalized(value) for key, value in resolved.items() if key != "output_dir"})
+    except Exception as err:  # noqa: BLE001 - fall back to the declared defaults
+        logger.debug("Could not resolve TrainingArguments defaults: %s", err)
     return defaults
 
 
+def _normalized(value: Any) -> Any:
+    """A value as it reads back from JSON (enums as their value, tuples as lists)."""
+    return json.loads(json.dumps(value, default=lambda v: getattr(v, "value", str(v))))
+
+
 def recipe_fields(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved config's fields that differ from their defaults: the recipe a user would write."""
+    """The resolved config's fields that differ from their defaults: the recipe a user would write (paths shortened)."""
     defaults = _field_defaults()
     recipe = {}
     for key, value in config.items():
-        if key.startswith("_") or key in META_KEYS or key in TOKEN_FIELDS or key in {"local_rank", "logging_dir"}:
+        if key.startswith("_") or key in META_KEYS or key in TOKEN_FIELDS or key == "local_rank":
             continue
         if key in defaults:
-            default = defaults[key]
-            same = value == default or (isinstance(default, tuple) and value == list(default))
-            if same or (value in (None, [], {}) and default in (None, [], {}, ())):
+            if _normalized(value) == defaults[key]:
                 continue
-        elif value is None:
+        elif value in (None, False, 0, "", [], {}):  # a field whose default is unknown: leave out unset values
             continue
-        recipe[key] = value
+        recipe[key] = _publishable(value)
     return recipe
+
+
+def _publishable(value: Any) -> Any:
+    """A recipe value for the card: absolute local paths shortened to `<local>/name` (they mean nothing elsewhere)."""
+    if isinstance(value, str) and (os.path.isabs(value) or value.startswith("~")):
+        return f"<local>/{Path(value).name}"
+    if isinstance(value, list):
+        return [_publishable(v) for v in value]
+    return value
 
 
 def _citations(keys: Iterable[str], table: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -798,7 +881,7 @@ def build_card_data(run: RunFiles, *, model_name: str, objectives: list[dict[str
     name = config.get("model_name_or_path") or (run.adapter_config or {}).get("base_model_name_or_path")
     base_model = resolve_hub_id(name, config.get("base_model_hub_id"), search_roots=roots)
     dataset = config.get("dataset_name")
-    dataset_id = dataset if looks_like_hub_id(dataset) and not _is_local_path(dataset, roots) else None
+    dataset_id = dataset if _is_hub_dataset(dataset, roots) else None
 
     tags = ["fairtune", "debiasing", task.pipeline_tag]
     tags += [obj["tag"] for obj in objectives if obj.get("tag")]
@@ -893,15 +976,22 @@ def build_card_context(
     labels = [id2label[k] for k in sorted(id2label, key=lambda k: int(k) if str(k).isdigit() else str(k))]
     dataset = config.get("dataset_name")
     local_files = [_display_name(config[k]) for k in ("train_file", "validation_file", "test_file") if config.get(k)]
+    if dataset and not _is_hub_dataset(dataset, roots):
+        local_files.append("fairtune's built-in demo data" if dataset == "demo" else _display_name(dataset))
+    group_columns = _as_list(config.get("group_column"))
     columns = [
         (label, config[key])
-        for key, label in (
-            ("text_column", "Text column"),
-            ("label_column", "Label column"),
-            ("group_column", "Group column"),
-        )
+        for key, label in (("text_column", "Text column"), ("text_pair_column", "Second text column"))
         if config.get(key)
     ]
+    columns += [("Label column", config["label_column"])] if config.get("label_column") else []
+    if group_columns:
+        label = "Group columns (intersectional groups)" if len(group_columns) > 1 else "Group column"
+        columns.append((label, " × ".join(group_columns)))
+    if config.get("group_from_lexicon"):
+        columns.append(("Groups labelled from lexicon", config["group_from_lexicon"]))
+    counts = config.get("group_counts")
+    group_counts = [(str(k), v) for k, v in counts.items() if _is_number(v)] if isinstance(counts, Mapping) else []
     cda = _cda(config)
     per_group = _per_group(run.report)
     results = _results(run, baseline)
@@ -913,11 +1003,18 @@ def build_card_context(
     leakage = _leakage(run, baseline)
     if leakage:
         citation_keys.append("elazar2018")
+    reported = set(_metric_keys(run.report)) | set(_metric_keys(run.evaluation))
+    if "tpr_gap_rms" in reported:
+        citation_keys.append("dearteaga2019")
+    if "ctf_gap" in reported:
+        citation_keys.append("garg2019")
     citations_table = yaml.safe_load((template_dir() / CITATIONS_FILE).read_text(encoding="utf-8"))
     citations = _citations(citation_keys, citations_table)
     methods = [obj["name"] for obj in objectives]
     if cda["enabled"]:
         methods.append("counterfactual data augmentation")
+    if _group_balance(config):
+        methods.append(f"group balancing ({_group_balance(config)})")
     if run.thresholds:
         methods.append("group-specific thresholds")
     token = current_token()
@@ -933,18 +1030,19 @@ def build_card_context(
         "base": base,
         "labels": labels,
         "methods": methods,
-        "remote_code": bool((run.model_config or {}).get("auto_map")),
+        "methods_phrase": _join([_phrase(m) for m in methods]) if methods else None,
+        "remote_code": bool((run.model_config or {}).get("auto_map")) or bool(config.get("trust_remote_code")),
         "data": {
-            "dataset_name": dataset if looks_like_hub_id(dataset) else None,
+            "dataset_name": dataset if _is_hub_dataset(dataset, roots) else None,
             "dataset_config": config.get("dataset_config_name"),
-            "local_files": local_files
-            + ([] if looks_like_hub_id(dataset) or not dataset else [_display_name(dataset)]),
+            "local_files": local_files,
             "columns": columns,
+            "group_counts": group_counts,
         },
         "objectives": objectives,
         "adversary": _adversary(config),
         "cda": cda,
-        "group_balance": config.get("group_balance") if config.get("group_balance") not in (None, False) else None,
+        "group_balance": _group_balance(config),
         "thresholds": run.thresholds,
         "results": results,
         "evaluation": _evaluation(run, [r["key"] for r in results["rows"]]),

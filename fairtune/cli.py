@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     # `train` (and `sweep`) take free-form `--field value` overrides after an optional recipe path.
     if argv[0] in OVERRIDE_COMMANDS and not {"-h", "--help"} & set(argv[1:2]):
         head = argv[:2] if len(argv) > 1 and not argv[1].startswith("-") else argv[:1]
-        tail = argv[len(head):]
+        tail = argv[len(head) :]
         known, rest = OVERRIDE_COMMANDS[argv[0]](tail)
         args = parser.parse_args(head + known)
         args.overrides = rest

@@ -30,11 +30,11 @@ def _check_no_conflicts() -> None:
             seen[name] = cls.__name__
 
 
-def _is_str_field(cls, name: str) -> bool:
-    hints = typing.get_type_hints(cls)
-    tp = hints.get(name)
-    args = typing.get_args(tp) if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union else ()
-    return tp is str or (args and set(args) <= {str, type(None)})
+def _type_args(cls, name: str) -> tuple:
+    tp = typing.get_type_hints(cls).get(name)
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return typing.get_args(tp)
+    return (tp,)
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, Any]:
@@ -58,13 +58,16 @@ def parse_overrides(tokens: list[str]) -> dict[str, Any]:
     return out
 
 
-def _coerce(cls, name: str, value: Any) -> Any:
-    if isinstance(value, str) and not _is_str_field(cls, name):
-        loaded = yaml.safe_load(value)
-        if isinstance(loaded, str) and "," in loaded:
-            return [v.strip() for v in loaded.split(",")]
-        return loaded
-    return value
+def _coerce(cls, name: str, value: str) -> Any:
+    """Type a command-line string by its field: strings stay strings (`no` is not False), lists split on commas."""
+    args = _type_args(cls, name)
+    allows_list = any(typing.get_origin(a) is list or a is list for a in args)
+    if allows_list and "," in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if str in args:
+        return None if value in ("None", "null") and type(None) in args else value
+    loaded = yaml.safe_load(value)
+    return [loaded] if allows_list and not isinstance(loaded, list) and loaded is not None else loaded
 
 
 def load_recipe(path: str | Path | None) -> dict[str, Any]:
@@ -90,6 +93,9 @@ def parse_config(
     _check_no_conflicts()
     values = load_recipe(recipe)
     extra = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    if isinstance(overrides, list):
+        all_names_ = {n: cls for cls in ARG_CLASSES for n in _field_names(cls)}
+        extra = {k: (_coerce(all_names_[k], k, v) if k in all_names_ else v) for k, v in extra.items()}
     values.update(extra)
     known: dict[type, dict[str, Any]] = {cls: {} for cls in ARG_CLASSES}
     all_names = {n: cls for cls in ARG_CLASSES for n in _field_names(cls)}
@@ -99,7 +105,7 @@ def parse_config(
         if cls is None:
             unknown.append(key)
             continue
-        known[cls][key] = _coerce(cls, key, value)
+        known[cls][key] = value
     if unknown:
         hints = []
         for key in unknown:

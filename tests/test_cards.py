@@ -19,6 +19,11 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "nurse", "doctor",
 
 REPORT = {
     "split": "test",
+    "num_examples": 848,
+    "loss": 0.4123,
+    "runtime": 1.52,
+    "samples_per_second": 557.9,
+    "adversary_loss": 0.6931,
     "ci_level": 0.95,
     "accuracy": 0.8512,
     "accuracy_ci": [0.8301, 0.8702],
@@ -30,13 +35,33 @@ REPORT = {
     "leakage_probe_accuracy": 0.5712,
     "leakage_probe_majority_baseline": 0.5523,
     "per_group": {
-        "female": {"n": 420, "accuracy": 0.8571, "tpr": 0.8120, "fpr": 0.1012},
-        "male": {"n": 391, "accuracy": 0.8465, "tpr": 0.8301, "fpr": 0.1100},
-        "non-binary": {"n": 37, "accuracy": 0.8108, "tpr": 0.7500, "fpr": 0.1304},
+        "female": {"count": 420, "accuracy": 0.8571, "tpr": 0.8120, "fpr": 0.1012, "selection_rate": 0.48},
+        "male": {"count": 391, "accuracy": 0.8465, "tpr": 0.8301, "fpr": 0.1100, "selection_rate": 0.51},
+        "non-binary": {"count": 37, "accuracy": 0.8108, "tpr": 0.7500, "fpr": 0.1304, "selection_rate": 0.43},
     },
+}
+EVAL_RESULTS = {  # `fairtune evaluate --model RUN --baseline BASE --output RUN/eval`
+    "model": "outputs/bert-debiased",
+    "baseline": "/home/someone/models/bert-base-uncased",
+    "date": "2025-01-01T00:00:00",
+    "settings": {"n_bootstrap": 1000, "confidence": 0.95, "seed": 0, "batch_size": 32},
+    "interval_note": "95% percentile bootstrap, 1000 resamples of rows",
+    "suites": ["counterfactual", "stereoset"],
+    "accuracy": 0.8512,
+    "counterfactual_consistency": 0.9731,
+    "stereoset_ss": 0.5412,
+    "intervals": {"counterfactual_consistency": [0.9650, 0.9802]},
+    "details": {},
+    "baseline_metrics": {"counterfactual_consistency": 0.9012, "stereoset_ss": 0.6120},
+    "plots": ["counterfactual.png"],
 }
 BASELINE_REPORT = {
     "split": "test",
+    "num_examples": 848,
+    "loss": 0.4123,
+    "runtime": 1.52,
+    "samples_per_second": 557.9,
+    "adversary_loss": 0.6931,
     "ci_level": 0.95,
     "accuracy": 0.8601,
     "accuracy_ci": [0.8400, 0.8790],
@@ -69,7 +94,8 @@ def fairtune_config(output_dir: Path, **overrides) -> dict:
             "group_column": "gender",
             "cda": "two_sided",
             "cda_axes": ["gender"],
-            "cda_lexicon_version": "gender-en-2024.1",
+            "cda_seed": 0,
+            "cda_lexicon": None,
             "dp_weight": 0.0,
             "eo_weight": 0.0,
             "mindiff_weight": 0.0,
@@ -85,7 +111,13 @@ def fairtune_config(output_dir: Path, **overrides) -> dict:
             "adversary_lr": 1e-3,
             "adversary_label_conditioned": True,
             "num_adversaries": 3,
-            "group_balance": False,
+            "adversary_orthogonality_weight": 0.1,
+            "adversary_schedule": "ganin",
+            "group_balance": "none",
+            "leakage_probe": True,
+            "group_names": ["female", "male", "non-binary"],
+            "label_list": ["negative", "positive"],
+            "group_counts": {"female": 1710, "male": 1622, "non-binary": 151},
             "command": "fairtune train recipes/classification/bert-adversary.yaml --learning_rate 3e-5",
             "fairtune_version": "0.1.0",
         }
@@ -134,10 +166,7 @@ def make_model_dir(
     (root / "group_metrics.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
     evaluation = root / "eval"
     evaluation.mkdir()
-    (evaluation / "results.json").write_text(
-        json.dumps({"accuracy": 0.8512, "counterfactual_consistency": 0.9731, "stereoset_ss": 0.5412}),
-        encoding="utf-8",
-    )
+    (evaluation / "results.json").write_text(json.dumps(EVAL_RESULTS), encoding="utf-8")
     (evaluation / "per_group.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
     if training_state:
         checkpoint = root / "checkpoint-1"
@@ -192,9 +221,7 @@ DELETE = object()
 def make_baseline(root: Path, report: dict = BASELINE_REPORT) -> Path:
     """A baseline run dir: same recipe with every debiasing method off, and its fairness report."""
     root.mkdir(parents=True)
-    config = fairtune_config(
-        root, cda="none", clp_weight=0.0, adversary_weight=0.0, adversary_label_conditioned=False
-    )
+    config = fairtune_config(root, cda="none", clp_weight=0.0, adversary_weight=0.0, adversary_label_conditioned=False)
     (root / "fairtune_config.json").write_text(json.dumps(config))
     (root / "fairness_report.json").write_text(json.dumps(report))
     return root
@@ -234,16 +261,22 @@ def test_card_renders_every_section(model_dir):
     assert "Group DRO" not in text and "MinDiff" not in text  # weight 0: not used, not described
     assert "| `adversary_hidden_size` | 64 |" in text and "| `num_adversaries` | 3 |" in text
     assert "| Mode | `two_sided` |" in text and "| Axes | gender |" in text
-    assert "| Lexicon version | gender-en-2024.1 |" in text
+    assert "| Lexicon version | built-in lexicons of fairtune 0.1.0 |" in text and "| `cda_seed` | `0` |" in text
     # results with CIs, no baseline, leakage probe
     assert "95% confidence intervals" in text
     assert "| Demographic parity difference | 0.0421 | [0.0203, 0.0655] |" in text
-    assert "No baseline was given" in text and "| Before |" not in text
+    main_results = text.split("## Results")[1].split("### Leakage probe")[0]
+    assert "No baseline was given" in main_results and "| Before |" not in main_results
     assert "reaches **0.5712**" in text and "majority-class baseline of 0.5523 (gap +0.0189)" in text
     # per-group table, evaluation extras, plots
-    assert "| non-binary | 37.0000 |" in text or "| non-binary | 37 |" in text
-    assert "| Counterfactual consistency | 0.9731 |" in text
-    assert "![group_metrics.png](group_metrics.png)" in text
+    assert "| non-binary | 37 | 0.8108 | 0.7500 | 0.1304 | 0.4300 |" in text
+    assert "Examples per group: female 1710, male 1622, non-binary 151" in text
+    assert "| Counterfactual consistency | 0.9012 | 0.9731 [0.9650, 0.9802] | +0.0719 (better) |" in text
+    assert "named in `fairtune evaluate --baseline`: `bert-base-uncased`" in text and "/home/someone" not in text
+    assert "![group_metrics.png](group_metrics.png)" in text and "![eval/per_group.png](eval/per_group.png)" in text
+    # diagnostics are not results
+    for diagnostic in ("Loss", "Runtime", "Samples per second", "Adversary loss"):
+        assert f"| {diagnostic} |" not in text, diagnostic
     # limitations name the axes not covered and small groups
     assert "**Not covered**: race/ethnicity, religion, age, disability" in text
     assert "gender" not in text.split("**Not covered**")[1].split("\n")[0]

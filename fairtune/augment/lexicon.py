@@ -189,7 +189,12 @@ def build_group_lexicon(
 ) -> GroupLexicon:
     """Validate `groups[group][slot] = ranked terms` into a `GroupLexicon` (no term in two places, >= 2 groups)."""
     if not isinstance(groups, Mapping) or len(groups) < 2:
-        _fail(source, "groups", "a groups lexicon needs at least two groups", 'write {"groups": {"a": {...}, "b": {...}}}')
+        _fail(
+            source,
+            "groups",
+            "a groups lexicon needs at least two groups",
+            'write {"groups": {"a": {...}, "b": {...}}}',
+        )
     index: dict[str, tuple[str, str, int]] = {}
     out: dict[str, dict[str, tuple[str, ...]]] = {}
     for group, slots in groups.items():
@@ -367,7 +372,7 @@ def load_lexicon_file(path: str | Path, axis: str | None = None) -> tuple[Lexico
     raise ValueError(f"lexicon {path}: unknown format {suffix!r}. Use a .json or .tsv file.")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def builtin_lexicon(axis: str) -> Lexicon:
     """The lexicon shipped with fairtune for `axis` (validated once, then cached; immutable)."""
     if axis not in BUILTIN_AXES:

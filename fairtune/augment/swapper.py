@@ -28,18 +28,24 @@ from fairtune.augment.lexicon import NAME_AXES, SURNAME_SLOT, GroupLexicon, Lexi
 # ---------------------------------------------------------------------------------------------------------------
 # English context rules for her -> him | his and his -> her | hers.
 # ---------------------------------------------------------------------------------------------------------------
-_DETERMINERS = "a an the this that these those some any every each no all both either neither another such what which whose"
+_DETERMINERS = (
+    "a an the this that these those some any every each no all both either neither another such what which whose"
+)
 _PREPOSITIONS = (
     "to for about in into on onto at by with without from of off out up down over under through across after before "
     "around during since until till toward towards against among between behind beyond near like unlike despite "
     "upon within via along past per than as"
 )
-_CONJUNCTIONS = "and or but nor so yet because if when whenever while where wherever why how whether though although unless once"
+_CONJUNCTIONS = (
+    "and or but nor so yet because if when whenever while where wherever why how whether though although unless once"
+)
 _PRONOUNS = (
     "i you he she it we they me him us them myself yourself himself herself itself ourselves themselves something "
     "anything everything nothing someone anyone everyone somebody anybody everybody nobody who whom"
 )
-_AUXILIARIES = "is was are were be been being am has have had do does did will would shall should can could may might must"
+_AUXILIARIES = (
+    "is was are were be been being am has have had do does did will would shall should can could may might must"
+)
 _PARTICLES = (
     "not never again away back down up out off over too also well instead anywhere everywhere somewhere nowhere there "
     "here then now today tomorrow tonight yesterday already still just even ever always often sometimes soon later "
@@ -81,10 +87,12 @@ _DITRANSITIVE = frozenset(
     "provide provides provided providing pay pays paid paying ask asks asked award "
     "awarded grant granted deny denied denies cost costs fetch fetched serve served".split()
 )
+_SECOND_OBJECT = frozenset("a an the this that these those some his her my your their our its".split())
 _TRANSPARENT = frozenset("]})\"'“”‘’»«*_")
 _TOKEN = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.]*|[^\w\s]")
 _PREV_WORD = re.compile(r"([^\W\d_][\w'’-]*)[\s\[\(\{\"'“‘«*_]*\Z")
 _FOLLOWING_WORD = re.compile(r"[ \t]+([^\W\d_][\w'’-]*)")
+_WORD = re.compile(r"\w+")
 
 
 def _tokens_after(text: str, pos: int, n: int) -> list[str]:
@@ -134,9 +142,9 @@ def resolve_her(text: str, start: int, end: int) -> str:
         return "object"
     if prev in _DITRANSITIVE:
         # "gave her advice." (object) vs "gave her book to Ann" (possessive): look past the noun phrase.
-        for tok in toks:
-            if tok in ("to", "for"):
-                return "possessive"
+        for i, tok in enumerate(toks):
+            if tok in ("to", "for") or (i > 0 and tok in _SECOND_OBJECT):
+                return "possessive"  # "gave her son a hat": the noun phrase after "her" is "her son"
             if _is_punct(tok) or (tok in _OBJECT_NEXT and tok not in _NP_START):
                 return "object"
         return "object"
@@ -196,15 +204,27 @@ class ExampleState:
 
     key: str
     seed: int
+    texts: tuple[str, ...] = ()
     perms: dict[str, dict[str, str]] = field(default_factory=dict)
     chosen: dict[tuple[str, str], str] = field(default_factory=dict)  # (axis, lower source) -> replacement
     taken: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)  # (axis, group, slot) -> used targets
     surnames: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower surname -> (axis, replacement)
     _surname_re: re.Pattern | None = None
     _surname_n: int = -1
+    _words: frozenset[str] | None = None
 
-    def permutation(self, axis: str, groups: Sequence[str]) -> dict[str, str]:
-        """A derangement of `groups` (no group maps to itself), fixed for this example, axis and seed."""
+    def words(self) -> frozenset[str]:
+        """Lower-cased words of the example (a replacement must not be a name already in it)."""
+        if self._words is None:
+            self._words = frozenset(w.lower() for t in self.texts for w in _WORD.findall(t))
+        return self._words
+
+    def permutation(self, axis: str, groups: Sequence[str], present: set[str]) -> dict[str, str]:
+        """Target group of every group, fixed for this example, axis and seed.
+
+        Groups mentioned in the example (`present`) go to distinct groups that are not mentioned when there are
+        enough of those ("a Muslim and a Hindu" never becomes "a Hindu and a ..."); otherwise a derangement.
+        """
         perm = self.perms.get(axis)
         if perm is None:
             rng = random.Random(f"{self.seed}|{axis}|{self.key}")
@@ -214,7 +234,12 @@ class ExampleState:
                 rng.shuffle(target)
                 if all(a != b for a, b in zip(order, target)):
                     break
-            perm = self.perms[axis] = dict(zip(order, target))
+            perm = dict(zip(order, target))
+            mentioned = [g for g in order if g in present]
+            free = [g for g in target if g not in present]
+            if mentioned and len(free) >= len(mentioned):
+                perm.update(zip(mentioned, free))
+            self.perms[axis] = perm
         return perm
 
     def surname_pattern(self) -> re.Pattern | None:
@@ -223,7 +248,9 @@ class ExampleState:
             self._surname_n = len(self.surnames)
             words = sorted(self.surnames, key=len, reverse=True)
             self._surname_re = (
-                re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, words)) + r")(?!\w)", re.IGNORECASE) if words else None
+                re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, words)) + r")(?!\w)", re.IGNORECASE)
+                if words
+                else None
             )
         return self._surname_re
 
@@ -292,21 +319,27 @@ class Swapper:
             else:
                 self._stateful = True
                 for word, (group, slot, rank) in lex.index.items():
+                    if is_name and slot == SURNAME_SLOT:  # surnames swap only after a first name (or re-mentioned)
+                        continue
                     homograph = word in lex.homographs
                     entry = (_GROUP, lex.axis, li, group, slot, rank, lex.capitalized_only, homograph, is_name)
                     table.setdefault(word, entry)
         self._table = table
         words = sorted(table, key=len, reverse=True)
-        self._pattern = re.compile(r"(?<!\w)" + _trie_regex(words) + r"(?!\w)", re.IGNORECASE) if words else None
+        body = r"(?<!\w)(?:" + _trie_regex(words) + r")(?!\w)"
+        # Matching lower-cased text with a case-sensitive pattern is about twice as fast as IGNORECASE; the
+        # IGNORECASE twin serves the rare text whose lower-casing changes its length (offsets would shift).
+        self._pattern = re.compile(body) if words else None
+        self._pattern_i = re.compile(body, re.IGNORECASE) if words else None
 
     # -- public API -------------------------------------------------------------------------------------------
-    def new_state(self, key: str = "") -> ExampleState:
-        """A fresh per-example state; `key` (the example's text) seeds its group permutations."""
-        return ExampleState(key=key, seed=self.seed)
+    def new_state(self, texts: Sequence[str] = ()) -> ExampleState:
+        """A fresh per-example state for the fields `texts`; their text seeds the group permutations."""
+        return ExampleState(key=example_key(texts), seed=self.seed, texts=tuple(texts))
 
     def counterfactual(self, text: str) -> str:
         """The counterfactual of `text` (the fast path of `swap`: same result, no `Edit` objects)."""
-        raw = self._scan(text, self.new_state(example_key([text])) if self._stateful else None, None)
+        raw = self._scan(text, self.new_state([text]) if self._stateful else None, None)
         if not raw:
             return text
         out, last = [], 0
@@ -326,7 +359,7 @@ class Swapper:
     ) -> SwapResult:
         """Swap `text`; `state` shares name choices across fields, `name_spans` limits names to those char spans."""
         if state is None and self._stateful:
-            state = self.new_state(example_key([text]))
+            state = self.new_state([text])
         raw = self._scan(text, state, name_spans)
         return _assemble(text, raw)
 
@@ -337,7 +370,7 @@ class Swapper:
         name_spans: Sequence[Sequence[tuple[int, int]] | None] | None = None,
     ) -> list[SwapResult]:
         """Swap the fields of one example together (names and group choices consistent across them)."""
-        state = self.new_state(example_key(texts))
+        state = self.new_state(texts)
         spans = name_spans or [None] * len(texts)
         return [self.swap(t, state=state, name_spans=s) for t, s in zip(texts, spans)]
 
@@ -346,7 +379,7 @@ class Swapper:
         if self._pattern is None:
             return []
         out = []
-        for m in self._pattern.finditer(text):
+        for m in self._pattern_i.finditer(text):
             src = m.group()
             entry = self._lookup(src)
             if entry is None:
@@ -382,12 +415,14 @@ class Swapper:
         out: list[tuple[int, int, str, str]] = []
         covered = 0
         starts = [s for s, _ in name_spans] if name_spans is not None else None
-        for m in self._pattern.finditer(text):
+        low = text.lower()
+        matches = self._pattern.finditer(low) if len(low) == len(text) else self._pattern_i.finditer(text)
+        for m in matches:
             s, e = m.span()
             if s < covered:
                 continue
-            src = m.group()
-            entry = table.get(src.lower()) or self._lookup(src)
+            src = text[s:e]
+            entry = table.get(low[s:e]) or self._lookup(src)
             if entry is None:
                 continue
             code = entry[0]
@@ -410,13 +445,20 @@ class Swapper:
                 if is_name and not _name_ok(s, e, homograph, name_spans, starts):
                     continue
                 if state is None:
-                    state = self.new_state(example_key([text]))
+                    state = self.new_state([text])
                 lex = self.lexicons[li]
                 assert isinstance(lex, GroupLexicon)
-                tgroup = state.permutation(axis, list(lex.groups))[group]
+                perm = state.perms.get(axis)
+                if perm is None:
+                    present = {lex.index[w][0] for w in state.words() if w in lex.index}
+                    perm = state.permutation(axis, list(lex.groups), present)
+                tgroup = perm[group]
                 new = self._group_target(state, lex, src, group, tgroup, slot, rank)
                 if new is None:
                     continue
+                article = _article_fix(text, s, new, out[-1][1] if out else 0)
+                if article is not None:
+                    out.append((*article, axis))
                 out.append((s, e, _apply_case(src, new), axis))
                 covered = e
                 if is_name and slot != SURNAME_SLOT:
@@ -439,9 +481,10 @@ class Swapper:
         if not terms:
             return None
         taken = state.taken.setdefault((lex.axis, tgroup, slot), set())
-        for step in range(len(terms)):  # injective within the example: two names never collapse into one
+        present = state.words()
+        for step in range(len(terms)):  # injective within the example, and never a word already in it
             cand = terms[(rank + step) % len(terms)]
-            if cand not in taken:
+            if cand not in taken and cand.lower() not in present:
                 break
         else:
             cand = terms[rank % len(terms)]
@@ -507,6 +550,21 @@ class Swapper:
                 continue
             extra.append((s, e, _apply_case(word, new), axis))
         return sorted(out + extra) if extra else out
+
+
+_ARTICLE = re.compile(r"(?<!\w)(an?)[ \t]+\Z", re.IGNORECASE)
+
+
+def _article_fix(text: str, start: int, new: str, floor: int) -> tuple[int, int, str] | None:
+    """Edit for "a"/"an" before a replaced word whose first sound changed ("a Muslim" -> "an Atheist")."""
+    m = _ARTICLE.search(text, max(floor, start - 4), start)
+    if m is None:
+        return None
+    art = m.group(1)
+    want = "an" if new[:1].lower() in "aeiou" else "a"
+    if art.lower() == want:
+        return None
+    return m.start(1), m.end(1), _apply_case(art, want) if art != "A" else want.capitalize()
 
 
 def _inside(s: int, e: int, spans: Sequence[tuple[int, int]], starts: list[int] | None) -> bool:

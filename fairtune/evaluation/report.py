@@ -100,7 +100,7 @@ def _breakdown_table(result: SuiteResult, base: SuiteResult | None) -> list[str]
         cells = []
         for c in cols:
             cell = fmt(row.get(c))
-            ci = fmt_interval(result.intervals.get(f"{name}/{c}"))
+            ci = "" if c == "count" else fmt_interval(result.intervals.get(f"{name}/{c}"))
             if ci:
                 cell += f" {ci}"
             if base is not None and c in base.breakdown.get(name, {}) and c != "count":

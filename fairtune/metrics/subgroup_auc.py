@@ -9,12 +9,15 @@ import numpy as np
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    """ROC AUC, NaN when only one class is present."""
-    if len(y) == 0 or y.min() == y.max():
+    """ROC AUC by the Mann-Whitney rank statistic (ties count half), NaN when only one class is present."""
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
         return float("nan")
-    from sklearn.metrics import roc_auc_score
+    from scipy.stats import rankdata
 
-    return float(roc_auc_score(y, s))
+    ranks = rankdata(s)
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def subgroup_aucs(labels: Any, scores: Any, in_subgroup: Any) -> dict[str, float]:

@@ -33,6 +33,8 @@ honor honour sage river rain autumn ash rowan bo gay dick fanny willy brown blac
 silver baker bishop cook fisher hall hill long love little rice walker shepherd banks rivers brooks woods waters
 bush ford young early french english irish welsh english winston beverly chuck sonny duke earnest ernest royal
 prince princess queen lord judge deacon sargent hung dallas delta tulsa else
+in an so my ma ok see sun song moon long king hang loan soon chin kit hue ha le tu su fe ka mi thu wan shin yen
+bong fern opal fawn skye les von mac del
 """.split()
 
 # Census 1990: a name counts as one gender when that gender holds at least this share of its frequency.
@@ -104,19 +106,26 @@ def gendered_first_names(data: Path) -> tuple[list[str], list[str]]:
 
 def build_names(data: Path) -> dict:
     fem, mal = gendered_first_names(data)
-    n = min(len(fem), len(mal))
+    homo = {_title(h) for h in HOMOGRAPHS}
+    # Homographs pair with homographs and other names with other names, so that the names swapped in free text
+    # (homographs are not) form a bijection: swapping twice gives the text back.
+    pairs = []
+    for keep in (lambda n: n not in homo, lambda n: n in homo):
+        f, m = [n for n in fem if keep(n)], [n for n in mal if keep(n)]
+        pairs += [[m[i], f[i]] for i in range(min(len(f), len(m)))]
+    paired = {n for p in pairs for n in p}
     return {
         "axis": "names",
         "kind": "pairs",
         "description": (
             "US first names by gender (Census 1990), female and male names paired by frequency rank so that a "
-            "name always maps to the same name; names whose gender share is under "
+            "name always maps to the same name (homographs pair with homographs); names whose gender share is under "
             f"{GENDER_SHARE:.0%} are left out. Each pair is written [male, female]."
         ),
         "columns": ["male", "female"],
         "capitalized_only": True,
-        "pairs": [[mal[i], fem[i]] for i in range(n)],
-        "homographs": sorted({h for h in HOMOGRAPHS if _title(h) in set(fem[:n]) | set(mal[:n])}),
+        "pairs": pairs,
+        "homographs": sorted({h for h in HOMOGRAPHS if _title(h) in paired}),
     }
 
 
@@ -188,7 +197,11 @@ def build_identity(data: Path, axis: str, category: str, plurals: dict[str, str]
 
 def _dump(obj: dict, path: Path) -> None:
     text = json.dumps(obj, indent=1, ensure_ascii=False)
-    text = re.sub(r"\[\s*(\"[^\"\[\]]*\"(?:,\s*\"[^\"\[\]]*\")*)\s*\]", lambda m: "[" + re.sub(r'",\s+"', '", "', m.group(1)) + "]", text)
+    text = re.sub(
+        r"\[\s*(\"[^\"\[\]]*\"(?:,\s*\"[^\"\[\]]*\")*)\s*\]",
+        lambda m: "[" + re.sub(r'",\s+"', '", "', m.group(1)) + "]",
+        text,
+    )
     path.write_text(text + "\n", encoding="utf-8")
 
 

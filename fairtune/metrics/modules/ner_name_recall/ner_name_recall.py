@@ -1,0 +1,34 @@
+"""`evaluate` module: Name-substitution NER probe: PERSON recall per name group and ner_name_recall_gap.
+
+Load offline by path: `evaluate.load("<site-packages>/fairtune/metrics/modules/ner_name_recall")`
+(`fairtune.metrics.modules.module_path("ner_name_recall")` gives the path). The math lives in `fairtune.metrics`.
+"""
+
+import datasets
+import evaluate
+
+_DESCRIPTION = "Name-substitution NER probe: PERSON recall per name group and ner_name_recall_gap."
+_CITATION = "See the fairtune README, section Metrics, for the paper this metric follows."
+_KWARGS_DESCRIPTION = """
+Example:
+    >>> metric = evaluate.load(path_to_this_folder)
+    >>> metric.compute(recalled=[True, False, True], groups=["a", "a", "b"])
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class NerNameRecall(evaluate.Metric):
+    """Name-substitution NER probe: PERSON recall per name group and ner_name_recall_gap."""
+
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"recalled": datasets.Value("bool"), "groups": datasets.Value("string")}),
+        )
+
+    def _compute(self, recalled, groups):
+        from fairtune.metrics.ner_names import ner_name_recall
+
+        return ner_name_recall(recalled, groups)
