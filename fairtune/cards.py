@@ -798,9 +798,9 @@ def _limitations(config: Mapping[str, Any], per_group: Mapping[str, Any]) -> dic
 
 
 def _field_defaults() -> dict[str, Any]:
-    """Default value of every recipe field, as resolved by the arguments classes (JSON-normalized)."""
+    """Declared default of every recipe field (JSON-normalized); never instantiates TrainingArguments."""
+    # Instantiating TrainingArguments resets the global accelerator state: fatal inside a running trainer.
     import dataclasses
-    import tempfile
 
     from transformers import TrainingArguments
 
@@ -812,21 +812,30 @@ def _field_defaults() -> dict[str, Any]:
         classes = [getattr(fairtune_config, name) for name in names if hasattr(fairtune_config, name)]
     except ImportError:  # the config module is not needed to render a card
         classes = []
-    training_cls = next((c for c in classes if issubclass(c, TrainingArguments)), TrainingArguments)
     defaults: dict[str, Any] = {}
-    for cls in [*classes, training_cls]:
+    for cls in [TrainingArguments, *classes]:
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
                 defaults[f.name] = _normalized(f.default)
             elif f.default_factory is not dataclasses.MISSING:
                 defaults[f.name] = _normalized(f.default_factory())
-    try:  # fields that __post_init__ resolves (report_to, logging_dir, ...) default to their resolved value
-        with tempfile.TemporaryDirectory() as scratch:
-            resolved = training_cls(output_dir=scratch).to_dict()
-        defaults.update({key: _normalized(value) for key, value in resolved.items() if key != "output_dir"})
-    except Exception as err:  # noqa: BLE001 - fall back to the declared defaults
-        logger.debug("Could not resolve TrainingArguments defaults: %s", err)
     return defaults
+
+
+def _is_unset(value: Any) -> bool:
+    """None, False, empty, or `none` (0 is a value: `mindiff_label: 0` means label 0)."""
+    return value is None or value is False or value in ("", "none", [], {}, ["none"])
+
+
+#: fields that TrainingArguments.__post_init__ fills in from others; not part of a recipe unless set explicitly
+_DERIVED_FIELDS = frozenset({"logging_dir", "accelerator_config", "local_rank"})
+
+
+def _differs(value: Any, default: Any) -> bool:
+    value = _normalized(value)
+    if value == default:
+        return False
+    return not (_is_unset(default) and _is_unset(value))  # an unset field that __post_init__ resolved
 
 
 def _normalized(value: Any) -> Any:
@@ -839,12 +848,12 @@ def recipe_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     defaults = _field_defaults()
     recipe = {}
     for key, value in config.items():
-        if key.startswith("_") or key in META_KEYS or key in TOKEN_FIELDS or key == "local_rank":
+        if key.startswith("_") or key in META_KEYS or key in TOKEN_FIELDS or key in _DERIVED_FIELDS:
             continue
         if key in defaults:
-            if _normalized(value) == defaults[key]:
+            if not _differs(value, defaults[key]):
                 continue
-        elif value in (None, False, 0, "", [], {}):  # a field whose default is unknown: leave out unset values
+        elif _is_unset(value):  # a field whose default is unknown: leave out unset values
             continue
         recipe[key] = _publishable(value)
     return recipe

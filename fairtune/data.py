@@ -184,7 +184,11 @@ def encode_datasets(
                 counts["<missing>"],
                 len(ds),
             )
-        pair_ids, is_cf = pair_columns(list(ds["cf_source"]) if "cf_source" in cols else [None] * len(ds))
+        if "cf_source" in cols:
+            origin = list(ds["cf_origin"]) if "cf_origin" in cols else None
+            pair_ids, is_cf = pair_columns(list(ds["cf_source"]), origin)
+        else:
+            pair_ids, is_cf = [-1] * len(ds), [0] * len(ds)
         encoded = _set_column(encoded, PAIR_KEY, pair_ids)
         encoded = _set_column(encoded, IS_CF_KEY, is_cf)
         out[split] = encoded
@@ -207,21 +211,35 @@ def _set_column(ds: Dataset, name: str, values: list) -> Dataset:
     return ds.add_column(name, values)
 
 
-def pair_columns(cf_source: list) -> tuple[list[int], list[int]]:
-    """From `cf_source` (index of a counterfactual's source row, missing/-1 for originals) to pair ids and flags.
+def pair_columns(cf_source: list, cf_origin: list | None = None) -> tuple[list[int], list[int]]:
+    """Pair ids and counterfactual flags from `fairtune augment`'s columns.
 
-    A counterfactual and its source share the pair id (the source's index); unpaired rows get -1.
+    `cf_source` is the input index of a counterfactual's source row (-1 or missing on other rows) and
+    `cf_origin` the input index every row is or came from. Rows sharing an origin form a pair when one is an
+    original and another a counterfactual; the pair id is that origin. Without `cf_origin`, the two-sided layout
+    (each original directly followed by its counterfactuals) is assumed and checked.
     """
-    n = len(cf_source)
     is_cf = [int(not _missing(s) and int(s) >= 0) for s in cf_source]
-    pair = [int(s) if c else -1 for s, c in zip(cf_source, is_cf)]
-    bad = [p for p in pair if p >= n]
-    if bad:
-        raise ValueError(f"`cf_source`: {len(bad)} rows point past the end of the data (max index {n - 1}).")
-    for p in {p for p in pair if p >= 0}:
-        if is_cf[p]:
-            raise ValueError(f"`cf_source`: row {p} is itself a counterfactual; sources must be original rows.")
-        pair[p] = p
+    if cf_origin is None:
+        cf_origin, next_index, last_original = [], 0, None
+        for i, (src, c) in enumerate(zip(cf_source, is_cf)):
+            if c:
+                if last_original is None or int(src) != last_original:
+                    raise ValueError(
+                        f"`cf_source`: row {i} names source {int(src)}, which is not the original just before it; "
+                        "add the `cf_origin` column (written by `fairtune augment`) or keep each original directly "
+                        "before its counterfactual."
+                    )
+                cf_origin.append(int(src))
+            else:
+                last_original = next_index
+                cf_origin.append(next_index)
+                next_index += 1
+    origins = [int(o) if not _missing(o) else -1 for o in cf_origin]
+    has_original = {o for o, c in zip(origins, is_cf) if not c and o >= 0}
+    has_cf = {o for o, c in zip(origins, is_cf) if c and o >= 0}
+    paired = has_original & has_cf
+    pair = [o if o in paired else -1 for o in origins]
     return pair, is_cf
 
 

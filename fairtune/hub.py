@@ -353,7 +353,7 @@ def push(
     repo_id = validate_repo_id(repo_id)
     if revision is not None and (not revision.strip() or any(c.isspace() for c in revision)):
         raise HubError(f"--revision: {revision!r} is not a branch name; pass e.g. `main` or `debiased-v1`.")
-    if False:
+    if not is_main_process():
         logger.debug("Not the main process: skipping the push of %s.", model_dir)
         return None
     root = Path(model_dir)

@@ -530,3 +530,13 @@ def test_metric_names_and_directions():
 def test_templates_are_found():
     folder = cards.template_dir()
     assert (folder / cards.MAIN_TEMPLATE).is_file() and (folder / cards.CITATIONS_FILE).is_file()
+
+
+def test_rendering_leaves_the_accelerator_state_alone(model_dir):
+    # the trainer writes the card mid-run: building a TrainingArguments here would reset the accelerator state
+    from accelerate.state import PartialState
+
+    PartialState(cpu=True)
+    before = dict(PartialState._shared_state)
+    write_model_card(model_dir)
+    assert PartialState._shared_state == before

@@ -112,7 +112,18 @@ def test_unqover_hand_computed():
         ("Ann", "Bob", True, 0.5, 0.5),
         ("Bob", "Ann", True, 0.45, 0.55),
     ]
-    recs = [{"subject1": a, "subject2": b, "template": 0, "attribute": "was a nurse", "negated": n, "score1": x, "score2": y} for a, b, n, x, y in rows]
+    recs = [
+        {
+            "subject1": a,
+            "subject2": b,
+            "template": 0,
+            "attribute": "was a nurse",
+            "negated": n,
+            "score1": x,
+            "score2": y,
+        }
+        for a, b, n, x, y in rows
+    ]
     r = unqover_scores(recs, {"Ann": "female", "Bob": "male"})
     assert r["unqover_position_error"] == pytest.approx(np.mean([0.1, 0.1, 0.05, 0.05]))
     assert r["unqover_attribute_error"] == pytest.approx(np.mean([0.1, 0.1, 0.25, 0.25]))
@@ -124,7 +135,19 @@ def test_unqover_hand_computed():
 
 
 def test_unqover_incomplete_quadruple_is_ignored():
-    r = unqover_scores([{"subject1": "A", "subject2": "B", "template": 0, "attribute": "x", "negated": False, "score1": 1, "score2": 0}])
+    r = unqover_scores(
+        [
+            {
+                "subject1": "A",
+                "subject2": "B",
+                "template": 0,
+                "attribute": "x",
+                "negated": False,
+                "score1": 1,
+                "score2": 0,
+            }
+        ]
+    )
     assert math.isnan(r["unqover_mu"])
 
 

@@ -10,11 +10,28 @@ evaluate = pytest.importorskip("evaluate")
 
 CASES = {
     "group_fairness": dict(predictions=[1, 0, 1, 1], references=[1, 0, 0, 1], groups=["a", "a", "b", "b"]),
-    "counterfactual_consistency": dict(probs_original=[[0.2, 0.8], [0.7, 0.3]], probs_counterfactual=[[0.6, 0.4], [0.6, 0.4]]),
+    "counterfactual_consistency": dict(
+        probs_original=[[0.2, 0.8], [0.7, 0.3]], probs_counterfactual=[[0.6, 0.4], [0.6, 0.4]]
+    ),
     "crows_pairs": dict(scores_more=[-10.0, -12.0], scores_less=[-11.0, -11.0], bias_types=["gender", "age"]),
-    "stereoset": dict(score_stereotype=[3.0, 1.0], score_anti_stereotype=[2.0, 2.0], score_unrelated=[1.0, 3.0], targets=["X", "X"], bias_types=["race", "race"]),
-    "bbq": dict(predictions=[0, 2], references=[1, 2], biased_answers=[0, 0], unknown_answers=[1, 1], context_conditions=["ambig", "disambig"], categories=["Age", "Age"]),
-    "subgroup_auc": dict(references=[1, 0, 1, 0, 1, 0], scores=[0.9, 0.8, 0.3, 0.2, 0.6, 0.4], subgroups=[["t"], ["t"], [], [], [], []]),
+    "stereoset": dict(
+        score_stereotype=[3.0, 1.0],
+        score_anti_stereotype=[2.0, 2.0],
+        score_unrelated=[1.0, 3.0],
+        targets=["X", "X"],
+        bias_types=["race", "race"],
+    ),
+    "bbq": dict(
+        predictions=[0, 2],
+        references=[1, 2],
+        biased_answers=[0, 0],
+        unknown_answers=[1, 1],
+        context_conditions=["ambig", "disambig"],
+        categories=["Age", "Age"],
+    ),
+    "subgroup_auc": dict(
+        references=[1, 0, 1, 0, 1, 0], scores=[0.9, 0.8, 0.3, 0.2, 0.6, 0.4], subgroups=[["t"], ["t"], [], [], [], []]
+    ),
     "unqover": dict(
         subject1=["Ann", "Bob", "Ann", "Bob"],
         subject2=["Bob", "Ann", "Bob", "Ann"],

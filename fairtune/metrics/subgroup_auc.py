@@ -61,6 +61,8 @@ def generalized_mean(values: Sequence[float], power: float = -5.0) -> float:
     v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
     if len(v) == 0:
         return float("nan")
+    if power < 0 and (v <= 0).any():
+        return 0.0
     return float(np.power(np.mean(np.power(v, power)), 1.0 / power))
 
 
