@@ -985,8 +985,8 @@ def build_card_context(
     labels = [id2label[k] for k in sorted(id2label, key=lambda k: int(k) if str(k).isdigit() else str(k))]
     dataset = config.get("dataset_name")
     local_files = [_display_name(config[k]) for k in ("train_file", "validation_file", "test_file") if config.get(k)]
-    if dataset and not _is_hub_dataset(dataset, roots):
-        local_files.append("fairtune's built-in demo data" if dataset == "demo" else _display_name(dataset))
+    if dataset and dataset != "demo" and not _is_hub_dataset(dataset, roots):
+        local_files.append(_display_name(dataset))
     group_columns = _as_list(config.get("group_column"))
     columns = [
         (label, config[key])
@@ -1000,6 +1000,8 @@ def build_card_context(
     if config.get("group_from_lexicon"):
         columns.append(("Groups labelled from lexicon", config["group_from_lexicon"]))
     counts = config.get("group_counts")
+    if isinstance(counts, Mapping) and isinstance(counts.get("train"), Mapping):  # counts per split
+        counts = counts["train"]
     group_counts = [(str(k), v) for k, v in counts.items() if _is_number(v)] if isinstance(counts, Mapping) else []
     cda = _cda(config)
     per_group = _per_group(run.report)
@@ -1045,6 +1047,7 @@ def build_card_context(
             "dataset_name": dataset if _is_hub_dataset(dataset, roots) else None,
             "dataset_config": config.get("dataset_config_name"),
             "local_files": local_files,
+            "builtin_demo": dataset == "demo",
             "columns": columns,
             "group_counts": group_counts,
         },

@@ -97,6 +97,9 @@ class DataArguments:
             columns forms intersectional groups. Rows with a missing group are trained on but left out of group
             objectives and metrics.
         cda: counterfactual data augmentation mode (`none`, `two_sided`, `one_sided`).
+        label_list: NER tag names in id order, for int `ner_tags` that carry no ClassLabel names.
+        ner_pooling: NER pooled representation for the adversary: `first` token or `entity` (mean over person
+            entity tokens, which is where name bias lives).
     """
 
     dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset (parquet-backed) or `demo`."})
@@ -119,6 +122,9 @@ class DataArguments:
     cda_axes: list[str] = field(default_factory=lambda: ["gender"], metadata={"help": "Swap axes."})
     cda_seed: int = field(default=0, metadata={"help": "Seed of the counterfactual name choice."})
     cda_lexicon: str | None = field(default=None, metadata={"help": "User lexicon file (json or tsv)."})
+    # QA/NER: tag names for int `ner_tags` without a ClassLabel feature, and the NER pooling for the adversary.
+    label_list: list[str] | None = field(default=None, metadata={"help": "NER: tag names in id order."})
+    ner_pooling: str = field(default="first", metadata={"help": "NER pooled representation: first | entity"})
 
     def __post_init__(self) -> None:
         self.cda = (self.cda or "none").replace("-", "_")
@@ -132,6 +138,10 @@ class DataArguments:
             self.group_column = [c.strip() for c in self.group_column.split(",")]
         if self.group_column in ("", "none", "None"):
             self.group_column = None
+        if self.ner_pooling not in ("first", "entity"):  # QA/NER
+            _fail("ner_pooling", f"unknown pooling {self.ner_pooling!r}; choose first or entity.")
+        if isinstance(self.label_list, str):  # QA/NER
+            self.label_list = [t.strip() for t in self.label_list.split(",") if t.strip()]
         if self.max_length < 8:
             _fail("max_length", f"must be at least 8 tokens, got {self.max_length}.")
         if self.doc_stride <= 0 or self.doc_stride >= self.max_length:

@@ -78,11 +78,11 @@ def run_training(
         if split in raw:
             raw[split] = _truncate(raw[split], data_args.max_eval_samples)
     if data_args.group_from_lexicon:
-        from fairtune.augment.grouping import add_lexicon_groups
+        from fairtune.cda import add_lexicon_groups
 
         raw = add_lexicon_groups(raw, data_args, adapter)
     if data_args.cda != "none" and "train" in raw:
-        from fairtune.augment.training import augment_split
+        from fairtune.cda import augment_split
 
         raw["train"] = augment_split(raw["train"], data_args, adapter.name)
     encoded, enc = encode_datasets(raw, data_args, training_args, has_class_labels=adapter.has_class_labels)

@@ -227,7 +227,7 @@ class FairTrainer(Trainer):
     def _group_terms(self, task, groups: torch.Tensor, mode: str, logs: dict[str, float]) -> torch.Tensor:
         """Weighted sum of the group objectives over the global micro-batch (gathered with gradients)."""
         batch = FairBatch(
-            losses=gather_with_grad(task.losses),
+            losses=gather_with_grad(task.extras.get("group_losses", task.losses)),  # QA/NER: NER's per-token mean
             groups=gather_with_grad(groups),
             num_groups=self.num_groups,
             labels=gather_with_grad(task.labels) if task.labels is not None else None,
@@ -315,7 +315,12 @@ class FairTrainer(Trainer):
         """Unlabelled sets (no task labels) go to the model directly: drop fairtune's columns first."""
         ignore_keys = list(ignore_keys or []) + [ADV_LOGITS_KEY, "hidden_states", "attentions"]
         if not all(inputs.get(k) is not None for k in self.adapter.label_names):
-            inputs = {k: v for k, v in inputs.items() if k not in _DROP_KEYS and k not in self.adapter.label_names}
+            extras = getattr(self.adapter, "extra_columns", ())  # QA/NER: adapter-only batch columns
+            inputs = {
+                k: v
+                for k, v in inputs.items()
+                if k not in _DROP_KEYS and k not in self.adapter.label_names and k not in extras
+            }
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
 
     def _compute_fair_metrics(self, eval_pred) -> dict[str, float]:
@@ -341,6 +346,12 @@ class FairTrainer(Trainer):
                 logger.warning("leakage probe skipped: %s", err)
         return metrics
 
+    def _set_signature_columns_if_needed(self) -> None:
+        """QA/NER: keep the adapter's extra batch columns (and `sample_weight`) through `remove_unused_columns`."""
+        super()._set_signature_columns_if_needed()
+        extra = [*getattr(self.adapter, "extra_columns", ()), WEIGHT_KEY]
+        self._signature_columns = list(dict.fromkeys([*self._signature_columns, *extra]))
+
     # ---- optimizer, sampler ----------------------------------------------------------------------------------
     def create_optimizer(self, model=None):
         """The adversary gets its own parameter group, learning rate and no weight decay."""
@@ -358,6 +369,45 @@ class FairTrainer(Trainer):
                 }
             )
         return optimizer
+
+    def get_train_dataloader(self):
+        """With CLP on and counterfactual pairs in the data, batches keep each pair whole (PairedBatchSampler)."""
+        ds = self.train_dataset
+        has_pairs = (
+            self.args.clp_weight > 0
+            and hasattr(ds, "column_names")
+            and PAIR_KEY in ds.column_names
+            and max(ds[PAIR_KEY]) >= 0
+        )
+        if not has_pairs:
+            return super().get_train_dataloader()
+        from torch.utils.data import DataLoader
+
+        from fairtune.data import balance_weights
+        from fairtune.sampling import PairedBatchSampler, pair_units
+
+        ds = self._remove_unused_columns(ds, description="Training")
+        pair_ids = list(ds[PAIR_KEY])
+        weights = None
+        if self.args.group_balance == "resample":
+            labels = list(ds["labels"]) if "labels" in ds.column_names else None
+            row_w = balance_weights(list(ds[GROUP_KEY]), labels)
+            weights = [row_w[u[0]] for u in pair_units(pair_ids)]
+        sampler = PairedBatchSampler(
+            pair_ids,
+            self._train_batch_size,
+            seed=self.args.seed,
+            weights=weights,
+            drop_last=self.args.dataloader_drop_last,
+        )
+        loader = DataLoader(
+            ds,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+        )
+        return self.accelerator.prepare(loader)
 
     def _get_train_sampler(self, train_dataset=None):
         """`group_balance: resample` draws rows with probability inversely proportional to their group x label cell."""

@@ -172,7 +172,8 @@ def make_model_dir(
         checkpoint = root / "checkpoint-1"
         checkpoint.mkdir()
         for name in ("model.safetensors", "config.json"):
-            shutil.copy2(root / name, checkpoint / name) if (root / name).exists() else None
+            if (root / name).exists():
+                shutil.copy2(root / name, checkpoint / name)
         for name in (
             "fairtune_adversary.safetensors",
             "fairtune_state.json",
@@ -210,12 +211,7 @@ def rewrite_config(model_dir: Path, **overrides) -> None:
     path = model_dir / "fairtune_config.json"
     config = json.loads(path.read_text())
     config.update(overrides)
-    for key in [k for k, v in overrides.items() if v is DELETE]:
-        config.pop(key)
     path.write_text(json.dumps(config))
-
-
-DELETE = object()
 
 
 def make_baseline(root: Path, report: dict = BASELINE_REPORT) -> Path:

@@ -43,12 +43,17 @@ class EvalConfig:
 class _Models:
     """Loads each model once per run."""
 
-    def __init__(self, kind: str | None) -> None:
+    def __init__(self, kind: str | None, seed: int = 0) -> None:
         self.kind = kind
+        self.seed = seed
         self.cache: dict[str, LoadedModel] = {}
 
     def get(self, name: str) -> LoadedModel:
+        """The loaded model; weights missing from a checkpoint are initialised from the run's seed."""
         if name not in self.cache:
+            import torch
+
+            torch.manual_seed(self.seed)
             self.cache[name] = load_model(name, self.kind)
         return self.cache[name]
 
@@ -79,7 +84,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Run the suites (and the baseline), write results.json, report.md and plots; return the results payload."""
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    models = _Models(config.model_kind)
+    models = _Models(config.model_kind, config.settings.seed)
     results = run_suites(config.model, config, models)
     baseline = None
     if config.baseline:
