@@ -64,19 +64,33 @@ def gather_sizes(n: int, device: torch.device | str = "cpu") -> list[int]:
     return [int(s) for s in sizes]
 
 
+class _AllGather(torch.autograd.Function):
+    """all_gather whose backward sums every process's gradient for each slice and keeps this process's slice."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor)
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[dist.get_rank()]
+
+
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate `tensor` (rows on dim 0) from all processes, in rank order, keeping gradients."""
     if world_size() == 1:
         return tensor
-    from torch.distributed.nn.functional import all_gather
-
     sizes = gather_sizes(tensor.shape[0], tensor.device)
     longest = max(sizes)
     if tensor.shape[0] < longest:
         pad = tensor.new_zeros((longest - tensor.shape[0],) + tuple(tensor.shape[1:]))
         tensor = torch.cat([tensor, pad])
     if tensor.requires_grad or tensor.is_floating_point():
-        parts = all_gather(tensor.contiguous())
+        parts = list(_AllGather.apply(tensor.contiguous()))
     else:
         parts = [torch.zeros_like(tensor) for _ in sizes]
         dist.all_gather(parts, tensor.contiguous())

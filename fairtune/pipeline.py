@@ -95,8 +95,17 @@ def run_training(
     processed = {split: adapter.preprocess(ds, tokenizer, data_args, split) for split, ds in encoded.items()}
 
     out_dir = Path(training_args.output_dir)
+    config = config_to_dict(model_args, data_args, training_args)
+    config.update(
+        command=command or " ".join(shlex.quote(a) for a in ["fairtune", *sys.argv[1:]]),
+        fairtune_version=fairtune.__version__,
+        group_names=enc.group_names,
+        label_list=label_list,
+        group_counts=enc.group_counts,
+    )
     trainer = FairTrainer(
         model=model,
+        fairtune_config=config,
         args=training_args,
         task_adapter=adapter,
         group_names=enc.group_names,
@@ -105,14 +114,6 @@ def run_training(
         eval_dataset=processed.get("validation"),
         processing_class=tokenizer,
         data_collator=adapter.collator(tokenizer),
-    )
-    config = config_to_dict(model_args, data_args, training_args)
-    config.update(
-        command=command or " ".join(shlex.quote(a) for a in ["fairtune", *sys.argv[1:]]),
-        fairtune_version=fairtune.__version__,
-        group_names=enc.group_names,
-        label_list=label_list,
-        group_counts=enc.group_counts,
     )
     if trainer.is_world_process_zero():
         out_dir.mkdir(parents=True, exist_ok=True)

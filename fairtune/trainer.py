@@ -69,6 +69,7 @@ class FairTrainer(Trainer):
         task_adapter: TaskAdapter | None = None,
         group_names: list[str] | None = None,
         label_list: list[str] | None = None,
+        fairtune_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         from fairtune.tasks.classification import ClassificationAdapter
@@ -81,7 +82,9 @@ class FairTrainer(Trainer):
         self.group_names = [str(g) for g in (group_names or [])]
         self.num_groups = len(self.group_names)
         self.label_list = list(label_list or [])
+        self.fairtune_config = fairtune_config
         self._check_objectives(args)
+        self._check_hub_strategy(args)
         if args.label_names is None:
             args.label_names = [*self.adapter.label_names, *FAIRTUNE_KEYS]
 
@@ -128,6 +131,17 @@ class FairTrainer(Trainer):
             raise ValueError(
                 f"{', '.join(f'`{w}`' for w in needs)} need at least two groups, got {self.num_groups} "
                 f"({self.group_names}); check `group_column` and the data."
+            )
+
+    @staticmethod
+    def _check_hub_strategy(args: FairTrainingArguments) -> None:
+        """Checkpoint uploads would carry the adversary and fairtune's training state to the Hub: refuse them."""
+        strategy = str(getattr(args.hub_strategy, "value", args.hub_strategy))
+        if args.push_to_hub and strategy in ("checkpoint", "all_checkpoints"):
+            raise ValueError(
+                f"`hub_strategy: {strategy}` would upload checkpoints with the adversary, optimizer and fairtune "
+                "training state; use `hub_strategy: every_save` or `end` (fairtune uploads the debiased model, its "
+                "card and reports only)."
             )
 
     @property
@@ -447,6 +461,12 @@ class FairTrainer(Trainer):
                 adv_state = self.adversary.state_dict()
         with self._without_adversary():
             super()._save(output_dir, state_dict=state_dict)
+        if self.args.should_save and self.args.hub_token is not None:
+            from fairtune.hub import scrub_token
+
+            torch.save(scrub_token(self.args), os.path.join(output_dir, "training_args.bin"))  # never pickle a token
+        if self.args.should_save:
+            self._write_fairtune_config(output_dir)
         if self._in_checkpoint and self.args.should_save:
             if adv_state:
                 save_file(
@@ -462,6 +482,17 @@ class FairTrainer(Trainer):
             super()._save_checkpoint(model, trial)
         finally:
             self._in_checkpoint = False
+
+    def _write_fairtune_config(self, output_dir: str) -> None:
+        """The resolved configuration beside the saved model (the model card and reproductions read it)."""
+        from fairtune.parser import config_to_dict
+
+        config = self.fairtune_config
+        if config is None:
+            config = config_to_dict(self.args)
+            config.update(group_names=self.group_names, label_list=self.label_list, task=self.adapter.name)
+        with open(os.path.join(output_dir, "fairtune_config.json"), "w") as f:
+            json.dump(config, f, indent=2, default=str)
 
     def fairtune_state(self) -> dict[str, Any]:
         """fairtune's own training state (everything beyond weights, optimizer and RNG) for checkpoints."""
@@ -506,6 +537,50 @@ class FairTrainer(Trainer):
                 self.args.min_group_count,
             )
         return result
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """`hub_strategy: every_save`: upload the checkpoint's model (never its training state) with fairtune."""
+        strategy = str(getattr(self.args.hub_strategy, "value", self.args.hub_strategy))
+        if not self.is_world_process_zero() or strategy == "end":
+            return
+        import shutil
+
+        from fairtune.hub import is_training_state
+
+        out = self.args.output_dir
+        for name in os.listdir(checkpoint_folder):
+            src = os.path.join(checkpoint_folder, name)
+            if os.path.isfile(src) and not is_training_state(name):
+                shutil.copy2(src, os.path.join(out, name))
+        self._write_fairtune_config(out)
+        self.push_to_hub(commit_message=f"Training in progress, step {self.state.global_step}")
+
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token=None,
+        revision: str | None = None,
+        **kwargs,
+    ):
+        """Upload the debiased model, tokenizer, fairtune config, reports and fairtune's card (main process only);
+        never the adversary, optimizer states, checkpoints or `training_args.bin`."""
+        from fairtune.hub import push
+
+        if not self.is_world_process_zero():
+            return None
+        repo_id = (
+            self.hub_model_id or self.args.hub_model_id or os.path.basename(os.path.abspath(self.args.output_dir))
+        )
+        self.create_model_card()
+        return push(
+            self.args.output_dir,
+            repo_id,
+            private=bool(self.args.hub_private_repo),
+            revision=revision or self.args.hub_revision,
+            commit_message=commit_message,
+            token=token or self.args.hub_token,
+        )
 
     def create_model_card(self, *args, **kwargs) -> None:
         """fairtune owns the card: transformers' own drops non-standard (fairness) metrics."""

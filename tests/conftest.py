@@ -24,13 +24,28 @@ WORDS = (
 
 
 def make_tokenizer(path: Path):
-    """A small WordPiece tokenizer made locally (no download)."""
-    from transformers import BertTokenizerFast
+    """A small WordPiece tokenizer made locally with `tokenizers` (no download)."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+    from transformers import PreTrainedTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS)), *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"], *list("abcdefghijklmnopqrstuvwxyz.,!?'")]
-    (path / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = [*sorted(set(WORDS)), *list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"),
+              *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(specials + pieces))}
+    tk = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.decoder = decoders.WordPiece()
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
     tok.save_pretrained(path)
     return tok
 
@@ -48,7 +63,7 @@ def make_tiny_bert(path: Path, task: str = "classification", num_labels: int = 2
     tok = make_tokenizer(path)
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=128, num_labels=num_labels,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )
@@ -66,7 +81,7 @@ def make_tiny_llama(path: Path, num_labels: int = 2, seed: int = 0) -> Path:
     tok = make_tokenizer(path)
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128, num_labels=num_labels,
         pad_token_id=tok.pad_token_id,
     )

@@ -18,8 +18,12 @@ def ner_metrics(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence
         return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "accuracy": 0.0, "per_type": {}}
     report = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
     per_type = {
-        k: {"precision": float(v["precision"]), "recall": float(v["recall"]), "f1": float(v["f1-score"]),
-            "support": int(v["support"])}
+        k: {
+            "precision": float(v["precision"]),
+            "recall": float(v["recall"]),
+            "f1": float(v["f1-score"]),
+            "support": int(v["support"]),
+        }
         for k, v in report.items()
         if k not in ("micro avg", "macro avg", "weighted avg")
     }

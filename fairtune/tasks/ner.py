@@ -189,7 +189,7 @@ class NerAdapter(TaskAdapter):
 
     # ---- labels ----------------------------------------------------------------------------------------------
     def prepare_labels(self, encoded, data_args, enc=None) -> list[str]:
-        """Fix the tag list from the training split (or a ClassLabel feature / `label_list`) and check every split."""
+        """Fix the tag list (`label_list`, else a ClassLabel feature, else the tags of all splits) and check it."""
         self.pooling = getattr(data_args, "ner_pooling", None) or self.pooling
         splits = dict(encoded)
         ref_name = "train" if "train" in splits else next(iter(splits))
@@ -209,7 +209,7 @@ class NerAdapter(TaskAdapter):
         elif names:
             self.label_list = names
         else:
-            values = [t for tags in ref[TAGS_COLUMN] for t in tags]
+            values = [t for ds in splits.values() for tags in ds[TAGS_COLUMN] for t in tags]
             if values and all(isinstance(v, (int, np.integer)) for v in values):
                 raise ValueError(
                     "`label_list`: ner_tags are ints without names; set `label_list` to the tag names in id order "

@@ -149,7 +149,9 @@ class QaAdapter(TaskAdapter):
         cols = dataset.column_names
         missing = [c for c in QA_COLUMNS if c not in cols]
         if missing:
-            hint = " Nested SQuAD JSON (data/paragraphs/qas) must be flattened first: fairtune.tasks.qa.squad_to_jsonl."
+            hint = (
+                " Nested SQuAD JSON (data/paragraphs/qas) must be flattened first: fairtune.tasks.qa.squad_to_jsonl."
+            )
             raise ValueError(
                 f"task qa: column(s) {missing} not in the {split} data (columns: {cols}); QA rows are SQuAD-style "
                 f"(id, question, context, answers).{hint if 'data' in cols else ''}"
@@ -164,9 +166,21 @@ class QaAdapter(TaskAdapter):
         carry = [c for c in (*FAIRTUNE_KEYS, "sample_weight") if c in cols]
         cls_id = tokenizer.cls_token_id
 
+        max_question = data_args.max_length - data_args.doc_stride - 4
+        if max_question < 1:
+            raise ValueError(
+                f"`doc_stride`: {data_args.doc_stride} leaves no room for the question in `max_length` "
+                f"{data_args.max_length}; use a doc_stride of at most a third of max_length."
+            )
+
         def features(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
             questions = [str(q).lstrip() for q in batch["question"]]
             contexts = [str(c) for c in batch["context"]]
+            # a question too long for a window with `doc_stride` overlap is cut (the tokenizer would refuse)
+            q_offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            for i, offs in enumerate(q_offsets):
+                if len(offs) > max_question:
+                    questions[i] = questions[i][: offs[max_question - 1][1]]
             enc = tokenizer(
                 questions if pad_on_right else contexts,
                 contexts if pad_on_right else questions,
@@ -238,7 +252,11 @@ class QaAdapter(TaskAdapter):
             base = len(self.examples)
             for i, row in enumerate(dataset.select_columns([c for c in ("id", "context", "answers") if c in cols])):
                 self.examples.append(
-                    {"id": str(row.get("id", i)), "context": row["context"], "answers": answer_lists(row["answers"])[0]}
+                    {
+                        "id": str(row.get("id", i)),
+                        "context": row["context"],
+                        "answers": answer_lists(row["answers"])[0],
+                    }
                 )
             first_feature = len(self.features)
             for ex, offs in zip(feats["example_index"], feats["offsets"]):

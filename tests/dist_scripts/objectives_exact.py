@@ -19,7 +19,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from fairtune.config import FairTrainingArguments
 from fairtune.distributed import all_sum, rank, world_size
-from fairtune.tasks.classification import ClassificationAdapter
 from fairtune.trainer import FairTrainer
 
 GLOBAL_BATCH = 16
@@ -65,13 +64,13 @@ def global_rows(layout: str) -> list[dict]:
         label = (i // 2) % 2 if layout == "mixed" else (i // 3) % 2
         name = NAMES[2 * group + (i // 4) % 2]
         words = "she" if group else "he"
-        text = f"{name} is good . {words} {TOPICS[(i * 3) % len(TOPICS)]}" + " ." * (i % 5)
+        text = f"{words} {TOPICS[(i * 3) % len(TOPICS)]} , said {name}"
         rows.append({"text": text, "labels": label, "group": group, "pair_id": -1, "is_cf": 0})
     # counterfactual pairs inside each half: row 2k+1 is the counterfactual of row 2k for k in {0, 1} of each half
     for start in (0, GLOBAL_BATCH // 2):
         for k in (0, 2):
             a, b = start + k, start + k + 1
-            rows[b]["text"] = rows[a]["text"].replace(" he ", " she ").replace("john", "mary").replace("james", "linda")
+            rows[b]["text"] = rows[a]["text"].replace("he ", "she ", 1).replace("john", "mary").replace("james", "linda")
             rows[b]["labels"] = rows[a]["labels"]
             rows[a]["pair_id"] = rows[b]["pair_id"] = start + k
             rows[b]["is_cf"] = 1
@@ -85,6 +84,16 @@ def collate(rows: list[dict], tok) -> dict[str, torch.Tensor]:
     for key in ("labels", "group", "pair_id", "is_cf"):
         batch[key] = torch.tensor([r[key] for r in rows], dtype=torch.long)
     return batch
+
+
+def spread(model: torch.nn.Module) -> None:
+    """Perturb the random weights (same on every process) so that scores differ between rows and groups."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)
+            if name.startswith(("score.", "classifier.")):
+                p.mul_(2.0)
 
 
 def run_case(model_dir: str, layout: str, overrides: dict, out_dir: str) -> dict:
@@ -106,6 +115,7 @@ def run_case(model_dir: str, layout: str, overrides: dict, out_dir: str) -> dict
     )
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    spread(model)
     trainer = FairTrainer(model=model, args=args, group_names=["male", "female"], label_list=["a", "b"])
     trainer.current_gradient_accumulation_steps = 1
     rows = global_rows(layout)[rank() * per_device : (rank() + 1) * per_device]
@@ -139,6 +149,17 @@ def main() -> None:
         for layout in ("mixed", "skewed"):
             for name, overrides in CASES.items():
                 results[f"{layout}/{name}"] = run_case(model_dir, layout, overrides, tmp)
+        # The same cases with per-process statistics (no gather): what a naive implementation computes. The test
+        # checks that these differ on several processes, so the comparison above can tell the two apart.
+        import fairtune.trainer as trainer_module
+
+        gather = trainer_module.gather_with_grad
+        trainer_module.gather_with_grad = lambda t: t
+        try:
+            for name in ("dp", "eo", "loss_parity", "mindiff"):
+                results[f"per_process/{name}"] = run_case(model_dir, "skewed", CASES[name], tmp)
+        finally:
+            trainer_module.gather_with_grad = gather
     if rank() == 0:
         with open(out_path, "w") as f:
             json.dump(results, f)
