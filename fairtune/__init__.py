@@ -1,3 +1,40 @@
-"""fairtune: fine-tune Hugging Face transformers while removing social bias."""
+"""fairtune: fine-tune Hugging Face transformers while removing social bias.
+
+The public API is imported lazily, so `fairtune --help` does not pay for importing transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "FairTrainer": "fairtune.trainer",
+    "FairTrainingArguments": "fairtune.config",
+    "ModelArguments": "fairtune.config",
+    "DataArguments": "fairtune.config",
+    "parse_config": "fairtune.parser",
+    "run_training": "fairtune.pipeline",
+    "CounterfactualAugmenter": "fairtune.augment",
+    "group_from_lexicon": "fairtune.augment",
+    "group_fairness_metrics": "fairtune.metrics.group",
+    "leakage_probe": "fairtune.objectives.adversarial",
+    "FairBatch": "fairtune.objectives.base",
+    "get_adapter": "fairtune.tasks",
+    "write_model_card": "fairtune.cards",
+    "push": "fairtune.hub",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'fairtune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

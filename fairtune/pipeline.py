@@ -85,6 +85,15 @@ def run_training(
         from fairtune.cda import augment_split
 
         raw["train"] = augment_split(raw["train"], data_args, adapter.name)
+    if data_args.cda != "none":
+        # Counterfactual consistency (flip rate, CTF gap) is measured on swapped copies of the evaluation splits.
+        import dataclasses
+
+        from fairtune.cda import augment_split
+
+        eval_cda = dataclasses.replace(data_args, cda="two_sided")
+        for split in [s for s in ("validation", "test") if s in raw]:
+            raw[f"{split}_counterfactual"] = augment_split(raw[split], eval_cda, adapter.name)
     encoded, enc = encode_datasets(raw, data_args, training_args, has_class_labels=adapter.has_class_labels)
     if hasattr(adapter, "prepare_labels"):
         adapter.prepare_labels(encoded, data_args, enc)
@@ -128,6 +137,12 @@ def run_training(
         if split not in processed:
             continue
         report = evaluate_split(trainer, processed[split], split)
+        cf_split = f"{split}_counterfactual"
+        if cf_split in processed:
+            cf_report = evaluate_split(trainer, processed[cf_split], cf_split)
+            for key in ("flip_rate", "ctf_gap", "counterfactual_pairs"):
+                if key in cf_report:
+                    report[key] = cf_report[key]
         results[split] = report
     report_split = "test" if "test" in results else "validation" if "validation" in results else None
     if report_split and trainer.is_world_process_zero():

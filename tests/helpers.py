@@ -14,9 +14,17 @@ from fairtune.trainer import FairTrainer
 def build_trainer(model_dir, train_rows, eval_rows=None, output_dir="out", data_kwargs=None, **arg_kwargs):
     """A FairTrainer over rows with `text`, `label` and `gender` columns."""
     defaults = dict(
-        output_dir=str(output_dir), per_device_train_batch_size=8, per_device_eval_batch_size=16,
-        learning_rate=1e-3, num_train_epochs=1, logging_steps=1, save_strategy="no", report_to="none",
-        use_cpu=True, seed=0, disable_tqdm=True,
+        output_dir=str(output_dir),
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        learning_rate=1e-3,
+        num_train_epochs=1,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
     )
     defaults.update(arg_kwargs)
     args = FairTrainingArguments(**defaults)
@@ -30,7 +38,13 @@ def build_trainer(model_dir, train_rows, eval_rows=None, output_dir="out", data_
     adapter = ClassificationAdapter()
     processed = {k: adapter.preprocess(v, tok, data_args, k) for k, v in encoded.items()}
     return FairTrainer(
-        model=model, args=args, task_adapter=adapter, group_names=enc.group_names, label_list=enc.label_list,
-        train_dataset=processed["train"], eval_dataset=processed.get("validation"), processing_class=tok,
+        model=model,
+        args=args,
+        task_adapter=adapter,
+        group_names=enc.group_names,
+        label_list=enc.label_list,
+        train_dataset=processed["train"],
+        eval_dataset=processed.get("validation"),
+        processing_class=tok,
         data_collator=adapter.collator(tok),
     )

@@ -16,13 +16,17 @@ def test_binary_metrics_equal_fairlearn(seed):
     g = rng.choice(["a", "b", "c"], 400, p=[0.5, 0.3, 0.2])
     r = group_fairness_metrics(y, p, g)
     fl = fairlearn_metrics
-    assert r["demographic_parity_difference"] == pytest.approx(fl.demographic_parity_difference(y, p, sensitive_features=g))
+    assert r["demographic_parity_difference"] == pytest.approx(
+        fl.demographic_parity_difference(y, p, sensitive_features=g)
+    )
     assert r["demographic_parity_ratio"] == pytest.approx(fl.demographic_parity_ratio(y, p, sensitive_features=g))
     assert r["equalized_odds_difference"] == pytest.approx(fl.equalized_odds_difference(y, p, sensitive_features=g))
     assert r["equalized_odds_ratio"] == pytest.approx(fl.equalized_odds_ratio(y, p, sensitive_features=g))
     frame = fl.MetricFrame(
         metrics={"tpr": fl.true_positive_rate, "fpr": fl.false_positive_rate, "sel": fl.selection_rate},
-        y_true=y, y_pred=p, sensitive_features=g,
+        y_true=y,
+        y_pred=p,
+        sensitive_features=g,
     )
     for name in ("a", "b", "c"):
         assert r["per_group"][name]["tpr"] == pytest.approx(frame.by_group.loc[name, "tpr"])

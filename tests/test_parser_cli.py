@@ -61,16 +61,49 @@ def test_demo_recipes_match_the_demo_command():
 
 def test_train_cli_end_to_end(tiny_bert_dir, biased_files, tmp_path):
     out = tmp_path / "run"
-    code = main([
-        "train", "--model_name_or_path", str(tiny_bert_dir), "--train_file", str(biased_files["train"]),
-        "--validation_file", str(biased_files["validation"]), "--group_column", "gender", "--output_dir", str(out),
-        "--adversary_weight", "0.5", "--eo_weight", "1", "--max_steps", "4", "--per_device_train_batch_size", "16",
-        "--max_length", "32", "--use_cpu", "true", "--save_strategy", "no", "--disable_tqdm", "true",
-    ])
+    code = main(
+        [
+            "train",
+            "--model_name_or_path",
+            str(tiny_bert_dir),
+            "--train_file",
+            str(biased_files["train"]),
+            "--validation_file",
+            str(biased_files["validation"]),
+            "--group_column",
+            "gender",
+            "--output_dir",
+            str(out),
+            "--adversary_weight",
+            "0.5",
+            "--eo_weight",
+            "1",
+            "--max_steps",
+            "4",
+            "--per_device_train_batch_size",
+            "16",
+            "--max_length",
+            "32",
+            "--use_cpu",
+            "true",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ]
+    )
     assert code == 0
     report = json.loads((out / "fairness_report.json").read_text())
-    for key in ("accuracy", "macro_f1", "demographic_parity_difference", "equalized_odds_difference",
-                "tpr_gap_rms", "leakage_probe_accuracy", "leakage_probe_majority_baseline", "per_group"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "demographic_parity_difference",
+        "equalized_odds_difference",
+        "tpr_gap_rms",
+        "leakage_probe_accuracy",
+        "leakage_probe_majority_baseline",
+        "per_group",
+    ):
         assert key in report, key
     assert not any(k.startswith("eval_") for k in report)
     assert set(report["per_group"]) == {"female", "male"}
@@ -90,3 +123,10 @@ def test_train_cli_reports_bad_recipe_cleanly(tmp_path, capsys):
 def test_python_m_fairtune_help():
     out = subprocess.run([sys.executable, "-m", "fairtune", "train", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "recipe" in out.stdout
+
+
+def test_public_api_exports():
+    import fairtune
+
+    for name in fairtune.__all__:
+        assert getattr(fairtune, name) is not None, name

@@ -43,8 +43,14 @@ def make_word_bert(path: Path, task: str, num_labels: int = 2, words: Iterable[s
     tok = make_word_tokenizer(path, words)
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=256, num_labels=num_labels, hidden_dropout_prob=0.0,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        num_labels=num_labels,
+        hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
     )
     {"ner": BertForTokenClassification, "qa": BertForQuestionAnswering}[task](config).save_pretrained(path)
@@ -120,7 +126,9 @@ def test_int_tags_take_names_from_classlabel_or_label_list(tmp_path):
     with pytest.raises(ValueError, match=r"outside the label list .*\[2\]"):
         three = Dataset.from_list([{"tokens": ["john", "is"], "ner_tags": [2, 0]}])
         NerAdapter().prepare_labels(DatasetDict(train=three), _data_args(label_list=["O", "B-x"]))
-    both = DatasetDict(train=Dataset.from_list(ROWS), validation=Dataset.from_list([{"tokens": ["a"], "ner_tags": ["B-new"]}]))
+    both = DatasetDict(
+        train=Dataset.from_list(ROWS), validation=Dataset.from_list([{"tokens": ["a"], "ner_tags": ["B-new"]}])
+    )
     assert "B-new" in NerAdapter().prepare_labels(both, _data_args())  # string tags: the union of all splits
     with pytest.raises(ValueError, match="B-new"):
         NerAdapter().prepare_labels(both, _data_args(label_list=["O", "B-person", "I-person", "B-location"]))
@@ -147,7 +155,9 @@ def test_evaluate_per_group_f1_and_gap():
     labels = np.array([[-100, 1, 2, 0, -100], [-100, 1, 0, 0, -100], [-100, 0, 1, -100, -100]])
     pred = np.array([[0, 1, 2, 0, 0], [0, 0, 0, 0, 0], [0, 0, 1, 0, 0]])
     logits = np.eye(3)[pred] * 5.0
-    out = adapter.evaluate(logits, {"labels": labels, "group": np.array([0, 1, 0])}, group_names=["f", "m"], nested=True)
+    out = adapter.evaluate(
+        logits, {"labels": labels, "group": np.array([0, 1, 0])}, group_names=["f", "m"], nested=True
+    )
     assert out["f1"] == pytest.approx(0.8)  # 2 of 3 gold entities, 2 of 2 predicted
     assert out["group_f_f1"] == pytest.approx(1.0) and out["group_m_f1"] == pytest.approx(0.0)
     assert out["f1_gap"] == pytest.approx(1.0) and out["per_group"]["f"]["count"] == 2
@@ -181,10 +191,20 @@ def test_clp_aligns_words_with_differing_token_counts(tmp_path):
     """`John Smith likes music` -> `Maryanne likes music`: two words became one with more sub-tokens."""
     tok = make_word_tokenizer(tmp_path / "tok", words=["smith"])
     rows = [
-        {"tokens": ["John", "Smith", "likes", "music"], "ner_tags": ["B-person", "I-person", "O", "O"],
-         "cf_token_map": [[0, 1], [1, 2], [2, 3], [3, 4]], "pair_id": 7, "is_cf": 0},
-        {"tokens": ["Maryanne", "likes", "music"], "ner_tags": ["B-person", "O", "O"],
-         "cf_token_map": [[0, 1], [0, 1], [1, 2], [2, 3]], "pair_id": 7, "is_cf": 1},
+        {
+            "tokens": ["John", "Smith", "likes", "music"],
+            "ner_tags": ["B-person", "I-person", "O", "O"],
+            "cf_token_map": [[0, 1], [1, 2], [2, 3], [3, 4]],
+            "pair_id": 7,
+            "is_cf": 0,
+        },
+        {
+            "tokens": ["Maryanne", "likes", "music"],
+            "ner_tags": ["B-person", "O", "O"],
+            "cf_token_map": [[0, 1], [0, 1], [1, 2], [2, 3]],
+            "pair_id": 7,
+            "is_cf": 1,
+        },
     ]
     assert invert_token_map(rows[1]["cf_token_map"], 3) == [0, 2, 3]
     adapter = NerAdapter()
@@ -232,20 +252,64 @@ def test_fairtune_train_ner_end_to_end(tmp_path, monkeypatch):
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in train_rows))
     valid = conll_to_jsonl(WNUT / "emerging.dev.conll", tmp_path / "dev.jsonl", limit=32)
-    words = {w for r in train_rows + read_conll(WNUT / "emerging.dev.conll")[:32] for t in r["tokens"]
-             for w in re.findall(r"[a-z]+", t.lower())}
+    words = {
+        w
+        for r in train_rows + read_conll(WNUT / "emerging.dev.conll")[:32]
+        for t in r["tokens"]
+        for w in re.findall(r"[a-z]+", t.lower())
+    }
     tags = {t for r in train_rows + read_conll(WNUT / "emerging.dev.conll")[:32] for t in r["ner_tags"]}
     model = make_word_bert(tmp_path / "model", "ner", num_labels=len(tags), words=words)
     out = tmp_path / "out"
-    code = main([
-        "train", "--model_name_or_path", str(model), "--task", "ner", "--train_file", str(train),
-        "--validation_file", str(valid), "--output_dir", str(out), "--max_length", "64",
-        "--cda", "two_sided", "--cda_axes", "gender,names", "--group_from_lexicon", "gender",
-        "--clp_weight", "1.0", "--adversary_weight", "0.5", "--group_dro_weight", "0.5", "--ner_pooling", "entity",
-        "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "16", "--num_train_epochs", "1",
-        "--learning_rate", "0.001", "--logging_steps", "1", "--save_strategy", "no", "--use_cpu", "true",
-        "--disable_tqdm", "true", "--seed", "0",
-    ])
+    code = main(
+        [
+            "train",
+            "--model_name_or_path",
+            str(model),
+            "--task",
+            "ner",
+            "--train_file",
+            str(train),
+            "--validation_file",
+            str(valid),
+            "--output_dir",
+            str(out),
+            "--max_length",
+            "64",
+            "--cda",
+            "two_sided",
+            "--cda_axes",
+            "gender,names",
+            "--group_from_lexicon",
+            "gender",
+            "--clp_weight",
+            "1.0",
+            "--adversary_weight",
+            "0.5",
+            "--group_dro_weight",
+            "0.5",
+            "--ner_pooling",
+            "entity",
+            "--per_device_train_batch_size",
+            "16",
+            "--per_device_eval_batch_size",
+            "16",
+            "--num_train_epochs",
+            "1",
+            "--learning_rate",
+            "0.001",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--use_cpu",
+            "true",
+            "--disable_tqdm",
+            "true",
+            "--seed",
+            "0",
+        ]
+    )
     assert code == 0
     results = json.loads((out / "all_results.json").read_text())
     val = results["validation"]

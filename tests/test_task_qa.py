@@ -33,8 +33,11 @@ def _xquad(n: int | None = None) -> list[dict]:
 
 def _with_fair_columns(rows: list[dict]) -> Dataset:
     n = len(rows)
-    return Dataset.from_list(rows).add_column("group", [0] * n).add_column("pair_id", [-1] * n).add_column(
-        "is_cf", [0] * n
+    return (
+        Dataset.from_list(rows)
+        .add_column("group", [0] * n)
+        .add_column("pair_id", [-1] * n)
+        .add_column("is_cf", [0] * n)
     )
 
 
@@ -59,8 +62,14 @@ def test_features_label_answers_and_out_of_window_at_cls(tmp_path):
     tok = make_word_tokenizer(tmp_path / "tok", words="alpha beta gamma delta epsilon answer here filler".split())
     context = " ".join(["filler"] * 40) + " the answer is here " + " ".join(["filler"] * 40)
     start = context.index("answer is here")
-    rows = [{"id": "q1", "question": "where is it", "context": context,
-             "answers": {"text": ["answer is here"], "answer_start": [start]}}]
+    rows = [
+        {
+            "id": "q1",
+            "question": "where is it",
+            "context": context,
+            "answers": {"text": ["answer is here"], "answer_start": [start]},
+        }
+    ]
     adapter = QaAdapter()
     feats = adapter.preprocess(_with_fair_columns(rows), tok, DataArguments(max_length=32, doc_stride=8), "validation")
     assert len(feats) > 3 and set(feats["group"]) == {0} and set(feats["pair_id"]) == {-1}
@@ -75,7 +84,9 @@ def test_features_label_answers_and_out_of_window_at_cls(tmp_path):
     assert found >= 1
     # SQuAD v2: an unanswerable example is labelled at CLS everywhere and switches on null answers
     v2 = QaAdapter()
-    rows2 = rows + [{"id": "q2", "question": "who", "context": "filler filler", "answers": {"text": [], "answer_start": []}}]
+    rows2 = rows + [
+        {"id": "q2", "question": "who", "context": "filler filler", "answers": {"text": [], "answer_start": []}}
+    ]
     feats2 = v2.preprocess(_with_fair_columns(rows2), tok, DataArguments(max_length=32, doc_stride=8), "validation")
     assert v2.version_2_with_negative
     assert feats2[-1]["start_positions"] == 0 and feats2[-1]["end_positions"] == 0
@@ -86,7 +97,9 @@ def test_postprocessing_recovers_gold_spans_over_windows(tmp_path):
     rows = _xquad(300)
     tok = make_word_tokenizer(tmp_path / "tok", _words(rows))
     adapter = QaAdapter()
-    feats = adapter.preprocess(_with_fair_columns(rows), tok, DataArguments(max_length=128, doc_stride=48), "validation")
+    feats = adapter.preprocess(
+        _with_fair_columns(rows), tok, DataArguments(max_length=128, doc_stride=48), "validation"
+    )
     assert len(feats) > 1.5 * len(rows)  # long contexts make several windows
     width = max(len(x) for x in feats["input_ids"])
     start = np.full((len(feats), width), -100.0)  # -100: what the trainer pads logits with
@@ -95,8 +108,12 @@ def test_postprocessing_recovers_gold_spans_over_windows(tmp_path):
         n = len(f["input_ids"])
         start[i, :n], end[i, :n] = 0.0, 0.0
         start[i, f["start_positions"]] = end[i, f["end_positions"]] = 10.0
-    out = adapter.evaluate((start, end), {"feature_id": np.array(feats["feature_id"]), "group": np.zeros(len(feats))},
-                           group_names=["all"], nested=True)
+    out = adapter.evaluate(
+        (start, end),
+        {"feature_id": np.array(feats["feature_id"]), "group": np.zeros(len(feats))},
+        group_names=["all"],
+        nested=True,
+    )
     preds = out["predictions"]
     exact = [preds[r["id"]] == r["answers"]["text"][0] for r in rows]
     # every gold answer that starts and ends on token boundaries comes back character for character
@@ -116,8 +133,9 @@ def test_loss_is_the_mean_of_start_and_end_cross_entropy():
     torch.manual_seed(0)
     s_logits, e_logits = torch.randn(4, 9), torch.randn(4, 9)
     sp, ep = torch.tensor([0, 3, 5, 8]), torch.tensor([0, 4, 7, 8])
-    task = adapter.outputs({"start_logits": s_logits, "end_logits": e_logits},
-                           {"start_positions": sp, "end_positions": ep}, None)
+    task = adapter.outputs(
+        {"start_logits": s_logits, "end_logits": e_logits}, {"start_positions": sp, "end_positions": ep}, None
+    )
     expected = (F.cross_entropy(s_logits, sp) + F.cross_entropy(e_logits, ep)) / 2  # the HF head's own loss
     assert torch.allclose(task.losses.sum() / task.item_counts.sum(), expected)
     assert adapter.count_items({"start_positions": sp}) == 4
@@ -139,8 +157,12 @@ def test_clp_aligns_context_words_through_edits(tmp_path, max_length):
     from fairtune.objectives.counterfactual import find_pairs, pair_divergence
 
     context = "John met his sister at the station and she told him the news about the trip."
-    row = {"id": "a", "question": "who did john meet", "context": context,
-           "answers": {"text": ["his sister"], "answer_start": [context.index("his sister")]}}
+    row = {
+        "id": "a",
+        "question": "who did john meet",
+        "context": context,
+        "answers": {"text": ["his sister"], "answer_start": [context.index("his sister")]},
+    }
     aug = CounterfactualAugmenter(axes=("gender", "names"), seed=0).augment_rows([row], task="qa")
     assert len(aug) == 2 and aug[1]["cf_edits"]
     cf_name = aug[1]["context"].split()[0]
@@ -205,15 +227,55 @@ def test_fairtune_train_qa_end_to_end(tmp_path, monkeypatch):
     valid = squad_to_jsonl(XQUAD, tmp_path / "valid.jsonl", limit=16)
     model = make_word_bert(tmp_path / "model", "qa", words=_words(gendered[:24] + rows[:16]))
     out = tmp_path / "out"
-    code = main([
-        "train", "--model_name_or_path", str(model), "--task", "qa", "--train_file", str(train),
-        "--validation_file", str(valid), "--output_dir", str(out), "--max_length", "128", "--doc_stride", "48",
-        "--cda", "two_sided", "--cda_axes", "gender,names", "--group_from_lexicon", "gender",
-        "--clp_weight", "1.0", "--adversary_weight", "0.5", "--group_dro_weight", "0.5",
-        "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "32", "--num_train_epochs", "1",
-        "--learning_rate", "0.001", "--logging_steps", "1", "--save_strategy", "no", "--use_cpu", "true",
-        "--disable_tqdm", "true", "--seed", "0",
-    ])
+    code = main(
+        [
+            "train",
+            "--model_name_or_path",
+            str(model),
+            "--task",
+            "qa",
+            "--train_file",
+            str(train),
+            "--validation_file",
+            str(valid),
+            "--output_dir",
+            str(out),
+            "--max_length",
+            "128",
+            "--doc_stride",
+            "48",
+            "--cda",
+            "two_sided",
+            "--cda_axes",
+            "gender,names",
+            "--group_from_lexicon",
+            "gender",
+            "--clp_weight",
+            "1.0",
+            "--adversary_weight",
+            "0.5",
+            "--group_dro_weight",
+            "0.5",
+            "--per_device_train_batch_size",
+            "32",
+            "--per_device_eval_batch_size",
+            "32",
+            "--num_train_epochs",
+            "1",
+            "--learning_rate",
+            "0.001",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--use_cpu",
+            "true",
+            "--disable_tqdm",
+            "true",
+            "--seed",
+            "0",
+        ]
+    )
     assert code == 0
     val = json.loads((out / "all_results.json").read_text())["validation"]
     assert 0.0 <= val["exact_match"] <= 100.0 and 0.0 <= val["f1"] <= 100.0

@@ -53,13 +53,35 @@ def _final_params(trainer):
 
 def test_gradient_accumulation_equals_one_big_batch(tiny_bert_dir, tmp_path):
     rows = biased_rows(16, 0.9, seed=5)
-    common = dict(optim="sgd", learning_rate=0.5, max_steps=1, weight_decay=0.0, lr_scheduler_type="constant",
-                  adversary_weight=1.0, clp_weight=0.0, max_grad_norm=0.0)
-    big = build_trainer(tiny_bert_dir, rows, None, tmp_path / "a", per_device_train_batch_size=16,
-                        gradient_accumulation_steps=1, **common)
+    common = dict(
+        optim="sgd",
+        learning_rate=0.5,
+        max_steps=1,
+        weight_decay=0.0,
+        lr_scheduler_type="constant",
+        adversary_weight=1.0,
+        clp_weight=0.0,
+        max_grad_norm=0.0,
+    )
+    big = build_trainer(
+        tiny_bert_dir,
+        rows,
+        None,
+        tmp_path / "a",
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=1,
+        **common,
+    )
     big.train()
-    small = build_trainer(tiny_bert_dir, rows, None, tmp_path / "b", per_device_train_batch_size=8,
-                          gradient_accumulation_steps=2, **common)
+    small = build_trainer(
+        tiny_bert_dir,
+        rows,
+        None,
+        tmp_path / "b",
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=2,
+        **common,
+    )
     small.train()
     pa, pb = _final_params(big), _final_params(small)
     assert pa.keys() == pb.keys()
@@ -74,8 +96,15 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_bert_dir, tmp_path):
 
 def test_resume_gives_same_losses_and_adversary(tiny_bert_dir, tmp_path):
     rows = biased_rows(48, 0.9, seed=7)
-    common = dict(max_steps=6, per_device_train_batch_size=8, adversary_weight=1.0, group_dro_weight=1.0,
-                  save_strategy="steps", save_steps=3, logging_steps=1)
+    common = dict(
+        max_steps=6,
+        per_device_train_batch_size=8,
+        adversary_weight=1.0,
+        group_dro_weight=1.0,
+        save_strategy="steps",
+        save_steps=3,
+        logging_steps=1,
+    )
     full = build_trainer(tiny_bert_dir, rows, None, tmp_path / "full", **common)
     full.train()
     losses_full = [h["loss"] for h in full.state.log_history if "loss" in h]
@@ -97,8 +126,17 @@ def test_resume_gives_same_losses_and_adversary(tiny_bert_dir, tmp_path):
 
 
 def test_adversary_optimizer_device_and_saving(tiny_bert_dir, tmp_path):
-    trainer = build_trainer(tiny_bert_dir, biased_rows(32, 0.9), None, tmp_path, adversary_weight=1.0,
-                            adversary_lr=0.005, max_steps=2, save_strategy="steps", save_steps=2)
+    trainer = build_trainer(
+        tiny_bert_dir,
+        biased_rows(32, 0.9),
+        None,
+        tmp_path,
+        adversary_weight=1.0,
+        adversary_lr=0.005,
+        max_steps=2,
+        save_strategy="steps",
+        save_steps=2,
+    )
     adv = trainer.adversary
     before = {k: v.clone() for k, v in adv.state_dict().items()}
     trainer.train()

@@ -14,8 +14,17 @@ def test_trainer_push_uploads_clean_folder_with_fairtune_card(tiny_bert_dir, tmp
     hub = FakeHub(tmp_path / "hub").install(monkeypatch)
     out = tmp_path / "run"
     trainer = build_trainer(
-        tiny_bert_dir, biased_rows(32, 0.9), biased_rows(16, 0.5), out, adversary_weight=0.5, max_steps=2,
-        save_strategy="steps", save_steps=2, push_to_hub=True, hub_model_id="org/debiased", hub_token=TOKEN,
+        tiny_bert_dir,
+        biased_rows(32, 0.9),
+        biased_rows(16, 0.5),
+        out,
+        adversary_weight=0.5,
+        max_steps=2,
+        save_strategy="steps",
+        save_steps=2,
+        push_to_hub=True,
+        hub_model_id="org/debiased",
+        hub_token=TOKEN,
         hub_strategy="end",
     )
     trainer.train()
@@ -36,5 +45,12 @@ def test_trainer_push_uploads_clean_folder_with_fairtune_card(tiny_bert_dir, tmp
 def test_checkpoint_hub_strategies_are_refused(tiny_bert_dir, tmp_path, monkeypatch):
     FakeHub(tmp_path / "hub").install(monkeypatch)
     with pytest.raises(ValueError, match="`hub_strategy: checkpoint`"):
-        build_trainer(tiny_bert_dir, biased_rows(8, 0.9), None, tmp_path / "r", push_to_hub=True,
-                      hub_model_id="org/x", hub_strategy="checkpoint")
+        build_trainer(
+            tiny_bert_dir,
+            biased_rows(8, 0.9),
+            None,
+            tmp_path / "r",
+            push_to_hub=True,
+            hub_model_id="org/x",
+            hub_strategy="checkpoint",
+        )

@@ -32,6 +32,7 @@ COMMON: dict[str, Any] = {
 RUNS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "debiased": {"eo_weight": 1.0},
+    "cda_clp": {"cda": "two_sided", "cda_axes": ["gender", "names"], "clp_weight": 1.0},
 }
 COLUMNS = (
     ("accuracy", "accuracy"),
@@ -39,6 +40,7 @@ COLUMNS = (
     ("tpr_gap_rms", "TPR gap (rms)"),
     ("equalized_odds_difference", "EO diff"),
     ("demographic_parity_difference", "DP diff"),
+    ("flip_rate", "flip rate"),
     ("leakage_probe_accuracy", "leakage probe"),
 )
 

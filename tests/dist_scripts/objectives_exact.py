@@ -70,7 +70,9 @@ def global_rows(layout: str) -> list[dict]:
     for start in (0, GLOBAL_BATCH // 2):
         for k in (0, 2):
             a, b = start + k, start + k + 1
-            rows[b]["text"] = rows[a]["text"].replace("he ", "she ", 1).replace("john", "mary").replace("james", "linda")
+            rows[b]["text"] = (
+                rows[a]["text"].replace("he ", "she ", 1).replace("john", "mary").replace("james", "linda")
+            )
             rows[b]["labels"] = rows[a]["labels"]
             rows[a]["pair_id"] = rows[b]["pair_id"] = start + k
             rows[b]["is_cf"] = 1
