@@ -182,6 +182,6 @@ def test_decoder_pools_last_non_pad_token_left_and_right(llama_dir, tmp_path):
 def test_lora_recipes_parse(recipe):
     from fairtune.parser import parse_config
 
-    model_args, data_args, training_args = parse_config(recipe, ["--bf16", "false", "--use_cpu", "true"])
+    model_args, data_args, training_args = parse_config(recipe, ["--output_dir", "/tmp/fairtune-recipe-check"])
     assert model_args.use_peft and model_args.lora_r > 0 and model_args.lora_target_modules
     assert training_args.adversary_weight > 0 and data_args.group_column

@@ -204,3 +204,56 @@ def test_reweight_adds_balancing_weights(tiny_bert_dir, tmp_path):
     cells = list(zip(ds["group"], ds["labels"]))
     totals = {c: w[[i for i, x in enumerate(cells) if x == c]].sum() for c in set(cells)}
     assert max(totals.values()) == pytest.approx(min(totals.values()))
+
+
+def test_warns_when_a_micro_batch_holds_few_rows_of_a_group(tiny_bert_dir, tmp_path, caplog):
+    import logging
+
+    rows = [dict(r, gender="female") for r in biased_rows(15, 0.9)] + [dict(biased_rows(1, 0.9)[0], gender="male")]
+    trainer = build_trainer(
+        tiny_bert_dir, rows, None, tmp_path, dp_weight=1.0, max_steps=2, per_device_train_batch_size=8
+    )
+    with caplog.at_level(logging.WARNING, logger="fairtune.trainer"):
+        trainer.train()
+    assert "fewer than 2 rows of some group" in caplog.text
+    assert trainer._few_group_batches >= 1
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert all(np.isfinite(losses))  # a batch with one group adds 0, never NaN
+
+
+def test_clp_with_accumulation_equals_one_big_batch_and_keeps_pairs(tiny_bert_dir, tmp_path):
+    from fairtune.augment import CounterfactualAugmenter
+
+    rows = CounterfactualAugmenter(axes=("gender",)).augment_rows(
+        biased_rows(16, 0.9, seed=9), task="classification", mode="two_sided", text_columns=["text"]
+    )
+    assert len(rows) == 32  # every row has a pronoun: 16 pairs
+    common = dict(
+        optim="sgd",
+        learning_rate=0.5,
+        max_steps=1,
+        weight_decay=0.0,
+        lr_scheduler_type="constant",
+        clp_weight=1.0,
+        max_grad_norm=0.0,
+    )
+    big = build_trainer(tiny_bert_dir, rows, None, tmp_path / "a", per_device_train_batch_size=16, **common)
+    batch = next(iter(big.get_train_dataloader()))
+    pairs = batch["pair_id"][batch["is_cf"] == 1].tolist()
+    originals = batch["pair_id"][batch["is_cf"] == 0].tolist()
+    assert sorted(pairs) == sorted(originals) and len(pairs) == 8  # every pair whole in its batch
+    big.train()
+    small = build_trainer(
+        tiny_bert_dir,
+        rows,
+        None,
+        tmp_path / "b",
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=2,
+        **common,
+    )
+    small.train()
+    assert [h["clp_pairs"] for h in big.state.log_history if "clp_pairs" in h][0] == 8
+    pa, pb = _final_params(big), _final_params(small)
+    for name in pa:
+        assert torch.allclose(pa[name], pb[name], atol=1e-6), name

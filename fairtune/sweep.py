@@ -1,0 +1,618 @@
+"""`fairtune sweep`: one recipe over a grid of weights x seeds, the accuracy-fairness frontier and model selection.
+
+Each run is a normal `fairtune train` run in its own output directory (`OUTPUT/<key>-<value>__seed-<n>/`), so the
+chosen one can go straight to `fairtune card` and `fairtune push`. Runs execute sequentially in this process
+(`--launcher local`) or as separate `accelerate launch -m fairtune train` jobs (`--launcher accelerate`). A run
+whose `fairness_report.json` exists (with the same grid values and seed) is not run again: an interrupted sweep
+resumes where it stopped. The sweep writes `sweep.json` (every run and every configuration with means and seed
+spread), `sweep.md` (the table and the selection) and `frontier.png` (task metric against fairness gap, means with
+the seed spread as error bars, Pareto points marked).
+
+Selection is over configurations (seed means): `--select dto` (fairlib's distance to the utopia point, see
+`fairtune.selection`) or `--select "tpr_gap_rms<=0.05"` (best task metric among configurations whose mean meets the
+constraint). The chosen run is the seed of the chosen configuration closest to the configuration's mean (among
+those seeds that meet the constraint themselves): the representative model, not the luckiest seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fairtune.selection import (
+    Criterion,
+    NoQualifyingRunError,
+    dto,
+    fairness_scores,
+    higher_is_better,
+    pareto_front,
+    parse_criterion,
+    select,
+)
+
+REPORT = "fairness_report.json"
+TABLE_METRICS = (
+    "macro_f1",
+    "equalized_odds_difference",
+    "demographic_parity_difference",
+    "flip_rate",
+    "leakage_probe_accuracy",
+)
+_RESERVED = ("seed", "output_dir")
+
+
+# ---- planning ----------------------------------------------------------------------------------------------------
+def split_values(text: str) -> list[str]:
+    """Split `a,b,[c,d]` on commas outside brackets; a bracketed value is a list (`[c,d]` -> `c,d`)."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced `]` in grid values {text!r}.")
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if depth:
+        raise ValueError(f"unbalanced `[` in grid values {text!r}.")
+    out.append(cur.strip())
+    if any(v == "" for v in out):
+        raise ValueError(f"empty value in grid values {text!r}; write KEY=V1,V2,...")
+    return [v[1:-1].strip() if v.startswith("[") and v.endswith("]") else v for v in out]
+
+
+def parse_grid(specs: list[str] | None) -> dict[str, list[str]]:
+    """`["eo_weight=0.5,1", "learning_rate=1e-4,5e-5"]` -> {"eo_weight": ["0.5", "1"], ...} (values stay strings)."""
+    grid: dict[str, list[str]] = {}
+    for spec in specs or []:
+        key, eq, values = spec.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        if not eq or not key or not values.strip():
+            raise ValueError(f"--grid {spec!r}: write KEY=V1,V2,... (e.g. --grid eo_weight=0,0.5,1).")
+        if key in _RESERVED:
+            hint = "use --seeds" if key == "seed" else "use --output (each run gets its own directory)"
+            raise ValueError(f"--grid {key}: the sweep sets `{key}` itself; {hint}.")
+        if key in grid:
+            raise ValueError(f"--grid {key} given twice; put all its values in one --grid {key}=V1,V2,...")
+        vals = split_values(values)
+        if len(set(vals)) != len(vals):
+            raise ValueError(f"--grid {spec!r}: repeated values.")
+        grid[key] = vals
+    return grid
+
+
+def parse_seeds(text: str | int | None, base_seed: int) -> list[int]:
+    """`N` -> N seeds from the recipe's seed upwards; `a,b,c` -> exactly those seeds."""
+    text = str(text if text is not None else 1).strip()
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            seeds = [base_seed + i for i in range(n)]
+    except ValueError:
+        raise ValueError(
+            f"--seeds {text!r}: give a positive count (e.g. 3) or a list of seeds (e.g. 1,2,3)."
+        ) from None
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {text!r}: repeated seeds.")
+    return seeds
+
+
+def _slug(value: str) -> str:
+    return re.sub(r"[^\w.+-]+", "_", value).strip("_") or "x"
+
+
+@dataclass
+class Run:
+    """One training run of the sweep: its grid values, seed, directory and (once done) its metrics."""
+
+    name: str
+    config: str
+    params: dict[str, str]
+    seed: int
+    output_dir: Path
+    status: str = "pending"
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float | None = None
+    error: str | None = None
+    command: str = ""
+
+    def tokens(self, overrides: list[str]) -> list[str]:
+        """The `fairtune train` override flags of this run (user overrides, then grid values, seed, output_dir)."""
+        out = list(overrides)
+        for k, v in self.params.items():
+            out += [f"--{k}", v]
+        return [*out, "--seed", str(self.seed), "--output_dir", str(self.output_dir)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe view for sweep.json."""
+        return {
+            "name": self.name,
+            "config": self.config,
+            "params": self.params,
+            "seed": self.seed,
+            "output_dir": str(self.output_dir),
+            "status": self.status,
+            "seconds": self.seconds,
+            "error": self.error,
+            "command": self.command,
+            "metrics": self.metrics,
+        }
+
+
+def config_name(params: dict[str, str]) -> str:
+    """`eo_weight=0.5 lr=1e-4` style label of a grid point (`base` for an empty grid)."""
+    return " ".join(f"{k}={v}" for k, v in params.items()) or "base"
+
+
+def plan_runs(grid: dict[str, list[str]], seeds: list[int], output: Path) -> list[Run]:
+    """The grid's cartesian product x seeds, grid-major (all seeds of a configuration together)."""
+    import itertools
+
+    keys = list(grid)
+    runs = []
+    for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
+        params = dict(zip(keys, combo))
+        for seed in seeds:
+            parts = [f"{k}-{_slug(v)}" for k, v in params.items()] + [f"seed-{seed}"]
+            name = "__".join(parts)
+            runs.append(Run(name, config_name(params), params, seed, output / name))
+    return runs
+
+
+def _train_command(recipe: str | None, tokens: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in ["fairtune", "train", *([recipe] if recipe else []), *tokens])
+
+
+# ---- running -----------------------------------------------------------------------------------------------------
+def _report_path(run: Run) -> Path:
+    return run.output_dir / REPORT
+
+
+def read_metrics(report_file: Path) -> dict[str, float]:
+    """The numeric top-level metrics of a `fairness_report.json`."""
+    data = json.loads(report_file.read_text())
+    return {
+        k: float(v)
+        for k, v in data.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
+
+
+def _is_current(run: Run, expected: dict[str, Any]) -> bool:
+    """Whether a finished run's saved config holds this run's grid values and seed (else it is stale)."""
+    saved_file = run.output_dir / "fairtune_config.json"
+    if not saved_file.is_file():
+        return True  # a report without a config: trust the directory name
+    saved = json.loads(saved_file.read_text())
+    return all(str(saved.get(k)) == str(v) for k, v in expected.items() if k in saved)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def accelerate_command(
+    recipe: str | None, tokens: list[str], num_processes: int = 1, config_file: str | None = None
+) -> list[str]:
+    """`accelerate launch ... -m fairtune train RECIPE TOKENS` for one run."""
+    exe = Path(sys.executable).parent / "accelerate"
+    cmd = [str(exe) if exe.exists() else "accelerate", "launch"]
+    if config_file:
+        cmd += ["--config_file", config_file]
+    else:
+        cmd += ["--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no"]
+        cmd += ["--dynamo_backend", "no"]
+        if num_processes > 1:
+            cmd += ["--multi_gpu"]  # torchrun-style processes; on CPU pass `--use_cpu true` (gloo)
+    cmd += ["--main_process_port", str(_free_port())]
+    return [*cmd, "-m", "fairtune", "train", *([recipe] if recipe else []), *tokens]
+
+
+def _run_local(recipe: str | None, tokens: list[str], command: str) -> None:
+    from fairtune.parser import parse_config
+    from fairtune.pipeline import run_training
+
+    run_training(*parse_config(recipe, tokens), command=command)
+
+
+def _run_accelerate(cmd: list[str], log_file: Path) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        tail = log_file.read_text()[-2000:]
+        raise RuntimeError(f"`accelerate launch` exited with {proc.returncode}; see {log_file}:\n{tail}")
+
+
+# ---- aggregation ---------------------------------------------------------------------------------------------------
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std
+
+
+def aggregate(runs: list[Run]) -> list[dict[str, Any]]:
+    """One entry per configuration: its finished runs, and per metric the seed mean, sample std, min and max."""
+    configs: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        entry = configs.setdefault(run.config, {"name": run.config, "params": run.params, "runs": [], "failed": []})
+        (entry["runs"] if run.status == "done" else entry["failed"]).append(run.name)
+    by_name = {r.name: r for r in runs}
+    for entry in configs.values():
+        done = [by_name[n] for n in entry["runs"]]
+        entry["n"] = len(done)
+        keys = sorted({k for r in done for k in r.metrics if all(k in o.metrics for o in done)})
+        stats = {k: _mean_std([r.metrics[k] for r in done]) for k in keys}
+        entry["mean"] = {k: m for k, (m, _) in stats.items()}
+        entry["std"] = {k: s for k, (_, s) in stats.items()}
+        entry["min"] = {k: min(r.metrics[k] for r in done) for k in keys}
+        entry["max"] = {k: max(r.metrics[k] for r in done) for k in keys}
+    return list(configs.values())
+
+
+def _representative(runs: list[Run], mean: dict[str, float], crit: Criterion) -> Run:
+    """The run closest to its configuration's mean in (task metric, fairness metric), preferring runs that meet
+    the constraints themselves."""
+    keys = [k for k in (crit.performance, crit.fairness) if k]
+    ok = [r for r in runs if all(c.satisfied(r.metrics) for c in crit.constraints)] or runs
+
+    def dist(r: Run) -> float:
+        return math.hypot(*[r.metrics.get(k, math.inf) - mean.get(k, 0.0) for k in keys])
+
+    return min(ok, key=lambda r: (dist(r), r.seed))
+
+
+def analyse(runs: list[Run], criterion: Criterion) -> dict[str, Any]:
+    """Configurations with seed statistics, Pareto flags, DTO and the selection (or why none was made)."""
+    configs = aggregate(runs)
+    ready = [c for c in configs if c["n"] > 0]
+    result: dict[str, Any] = {"configs": configs, "selection": None}
+    if not ready:
+        result["selection"] = {"error": "no run finished; nothing to select."}
+        return result
+    try:
+        crit = criterion.resolve(ready[0]["mean"])
+    except ValueError as err:
+        result["selection"] = {"error": str(err)}
+        return result
+    result["performance_metric"], result["fairness_metric"] = crit.performance, crit.fairness
+    if crit.fairness:
+        perf = [c["mean"].get(crit.performance, math.nan) for c in ready]
+        gaps = [c["mean"].get(crit.fairness, math.nan) for c in ready]
+        lower = not higher_is_better(crit.fairness)
+        front = pareto_front(perf, gaps if lower else [-g for g in gaps])
+        scale = 100.0 if any(abs(v) > 1 for v in perf + gaps if math.isfinite(v)) else 1.0
+        dtos = dto(perf, fairness_scores(gaps, crit.fairness, scale=scale))
+        for c, p, d in zip(ready, front, dtos):
+            c["pareto"], c["dto"] = p, d
+    try:
+        chosen = select([c["mean"] for c in ready], crit)
+    except NoQualifyingRunError as err:
+        result["selection"] = {"error": str(err), "criterion": crit.describe()}
+        return result
+    except ValueError as err:
+        result["selection"] = {"error": str(err)}
+        return result
+    for c, q in zip(ready, chosen.qualifying):
+        c["meets_constraints"] = q
+    config = ready[chosen.index]
+    by_name = {r.name: r for r in runs}
+    run = _representative([by_name[n] for n in config["runs"]], config["mean"], crit)
+    result["selection"] = {
+        "criterion": crit.describe(),
+        "config": config["name"],
+        "params": config["params"],
+        "run": run.name,
+        "seed": run.seed,
+        "output_dir": str(run.output_dir),
+        "command": run.command,
+        "reason": chosen.message,
+        "utopia": chosen.utopia,
+        "metrics": run.metrics,
+    }
+    return result
+
+
+# ---- writing -------------------------------------------------------------------------------------------------------
+def _fmt(mean: float | None, std: float | None = None) -> str:
+    if mean is None or not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """sweep.md: settings, the configuration table (means ± seed std), the selection and the runs."""
+    perf, fair = summary.get("performance_metric"), summary.get("fairness_metric")
+    sel = summary.get("selection") or {}
+    metrics = [m for m in (perf, fair, *TABLE_METRICS) if m]
+    metrics = list(dict.fromkeys(metrics))
+    lines = ["# fairtune sweep", ""]
+    lines.append(f"Recipe: `{summary.get('recipe') or '(flags only)'}`; overrides: `{' '.join(summary['overrides'])}`")
+    lines.append(f"Grid: `{summary['grid']}`; seeds: {summary['seeds']}; launcher: {summary['launcher']}.")
+    lines += ["", f"Selection: {sel.get('criterion', summary.get('select'))}.", ""]
+    head = ["configuration", "runs", *metrics, "DTO", "Pareto", "selected"]
+    lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for c in summary["configs"]:
+        cells = [f"`{c['name']}`", f"{c['n']}" + (f" ({len(c['failed'])} failed)" if c["failed"] else "")]
+        cells += [_fmt(c.get("mean", {}).get(m), c.get("std", {}).get(m)) for m in metrics]
+        cells.append(_fmt(c.get("dto")))
+        cells.append("yes" if c.get("pareto") else "")
+        cells.append("**yes**" if sel.get("config") == c["name"] else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Means ± sample standard deviation over seeds. Pareto: no other configuration has at least the same "
+        f"{perf} and at most the same {fair}, one of them strictly. DTO (fairlib): distance of "
+        f"({perf}/best {perf}, (1 - {fair})/(1 - best {fair})) to (1, 1) over these configurations; smaller is "
+        "better (gaps in percent use 100 - gap).",
+        "",
+    ]
+    if sel.get("error"):
+        lines += ["## No selection", "", sel["error"], ""]
+    elif sel:
+        d = sel["output_dir"]
+        lines += [
+            "## Selected",
+            "",
+            f"Configuration `{sel['config']}` ({sel['reason']}); run `{sel['run']}` (seed {sel['seed']}, the seed "
+            "closest to the configuration mean).",
+            "",
+            f"- model directory: `{d}`",
+            f"- recipe: `{summary['output']}/selected_recipe.yaml`",
+            f"- reproduce: `{sel['command']}`",
+            f"- model card: `fairtune card --model-dir {d}`",
+            f"- push: `fairtune push --model-dir {d} --repo-id ORG/NAME`",
+            "",
+        ]
+    lines += ["![accuracy-fairness frontier](frontier.png)", "", "## Runs", ""]
+    lines += [f"| run | seed | status | {perf} | {fair} | seconds |", "|---|---|---|---|---|---|"]
+    for r in summary["runs"]:
+        m = r["metrics"]
+        secs = f"{r['seconds']:.0f}" if r.get("seconds") is not None else ""
+        status = r["status"] + (f": {r['error'].splitlines()[0][:80]}" if r.get("error") else "")
+        lines.append(
+            f"| `{r['name']}` | {r['seed']} | {status} | {_fmt(m.get(perf))} | {_fmt(m.get(fair))} | {secs} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_frontier(summary: dict[str, Any], path: Path) -> Path | None:
+    """Task metric against fairness gap: seed runs as dots, configuration means with std error bars, Pareto marked."""
+    perf, fair = summary.get("performance_metric"), summary.get("fairness_metric")
+    ready = [c for c in summary["configs"] if c["n"] and perf in c["mean"] and fair in c["mean"]]
+    if not ready:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = (summary.get("selection") or {}).get("config")
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    runs = [r for r in summary["runs"] if r["status"] == "done" and perf in r["metrics"] and fair in r["metrics"]]
+    ax.scatter([r["metrics"][fair] for r in runs], [r["metrics"][perf] for r in runs], s=10, c="0.6", label="runs")
+    for c in ready:
+        on = bool(c.get("pareto"))
+        ax.errorbar(
+            c["mean"][fair],
+            c["mean"][perf],
+            xerr=c["std"].get(fair, 0.0),
+            yerr=c["std"].get(perf, 0.0),
+            fmt="o" if on else "s",
+            color="tab:red" if on else "tab:blue",
+            mfc="tab:red" if on else "none",
+            capsize=3,
+        )
+        ax.annotate(c["name"], (c["mean"][fair], c["mean"][perf]), textcoords="offset points", xytext=(5, 4),
+                    fontsize=7)  # fmt: skip
+        if c["name"] == sel:
+            ax.scatter([c["mean"][fair]], [c["mean"][perf]], s=260, facecolors="none", edgecolors="k", lw=1.5)
+    front = sorted((c for c in ready if c.get("pareto")), key=lambda c: c["mean"][fair])
+    if len(front) > 1:
+        ax.plot([c["mean"][fair] for c in front], [c["mean"][perf] for c in front], "--", c="tab:red", lw=1)
+    ax.plot([], [], "o", c="tab:red", label="Pareto (mean ± std)")
+    ax.plot([], [], "s", mfc="none", c="tab:blue", label="dominated")
+    if sel:
+        ax.scatter([], [], s=120, facecolors="none", edgecolors="k", label="selected")
+    ax.set_xlabel(f"{fair} (lower is fairer)" if not higher_is_better(fair) else fair)
+    ax.set_ylabel(perf)
+    ax.set_title("Accuracy-fairness frontier")
+    ax.legend(fontsize="small", loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def selected_recipe(recipe: str | None, tokens: list[str]) -> dict[str, Any]:
+    """The flat recipe of one run: the YAML recipe updated with its typed override flags."""
+    from fairtune.parser import ARG_CLASSES, _coerce, _field_names, load_recipe, parse_overrides
+
+    values = load_recipe(recipe)
+    owners = {n: cls for cls in ARG_CLASSES for n in _field_names(cls)}
+    for k, v in parse_overrides(tokens).items():
+        values[k] = _coerce(owners[k], k, v) if k in owners else v
+    return values
+
+
+def write_outputs(summary: dict[str, Any], output: Path) -> None:
+    """sweep.json, sweep.md, frontier.png and (after a selection) selected_recipe.yaml."""
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "sweep.json").write_text(json.dumps(summary, indent=2, default=str))
+    plot_frontier(summary, output / "frontier.png")
+    (output / "sweep.md").write_text(render_markdown(summary))
+    recipe = (summary.get("selection") or {}).get("recipe")
+    if recipe:
+        (output / "selected_recipe.yaml").write_text(
+            "# The run chosen by `fairtune sweep` (" + summary["selection"]["criterion"] + ")\n"
+            + yaml.safe_dump(recipe, sort_keys=False)
+        )  # fmt: skip
+
+
+# ---- the sweep -----------------------------------------------------------------------------------------------------
+def run_sweep(
+    recipe: str | None,
+    grid: dict[str, list[str]],
+    seeds: str | int | None = 1,
+    overrides: list[str] | None = None,
+    output: str | Path = "outputs/sweep",
+    select_criterion: str | None = "dto",
+    launcher: str = "local",
+    num_processes: int = 1,
+    accelerate_config: str | None = None,
+    task_metric: str | None = None,
+    fairness_metric: str | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Run (or resume) the sweep, then write and return the summary; raises ValueError on a bad configuration."""
+    from fairtune.parser import config_to_dict, parse_config
+
+    overrides = list(overrides or [])
+    output = Path(output)
+    criterion = parse_criterion(select_criterion, task_metric, fairness_metric)
+    if launcher not in ("local", "accelerate"):
+        raise ValueError(f"--launcher {launcher!r}: choose local or accelerate.")
+    if num_processes < 1:
+        raise ValueError(f"--num-processes must be >= 1, got {num_processes}.")
+    if launcher == "local" and (num_processes > 1 or accelerate_config):
+        raise ValueError("--num-processes/--accelerate-config need `--launcher accelerate`.")
+    base = parse_config(recipe, overrides)[2]
+    runs = plan_runs(grid, parse_seeds(seeds, base.seed), output)
+    expected: dict[str, dict[str, Any]] = {}
+    for run in runs:  # every run's configuration is checked before the first one trains
+        cfg = config_to_dict(*parse_config(recipe, run.tokens(overrides)))
+        expected[run.name] = {k: cfg.get(k) for k in [*run.params, "seed"]}
+        run.command = _train_command(recipe, run.tokens(overrides))
+    summary: dict[str, Any] = {
+        "recipe": recipe,
+        "overrides": overrides,
+        "grid": grid,
+        "seeds": sorted({r.seed for r in runs}),
+        "select": select_criterion or "dto",
+        "launcher": launcher,
+        "num_processes": num_processes,
+        "output": str(output),
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    for i, run in enumerate(runs, 1):
+        tag = f"[sweep {i}/{len(runs)}] {run.config} seed={run.seed}"
+        if _report_path(run).is_file() and _is_current(run, expected[run.name]):
+            run.status, run.metrics = "done", read_metrics(_report_path(run))
+            log(f"{tag}: already done ({run.output_dir}), not re-run")
+            continue
+        log(f"{tag}: training -> {run.output_dir}")
+        start = time.perf_counter()
+        try:
+            if launcher == "local":
+                _run_local(recipe, run.tokens(overrides), run.command)
+            else:
+                cmd = accelerate_command(recipe, run.tokens(overrides), num_processes, accelerate_config)
+                _run_accelerate(cmd, run.output_dir / "train.log")
+            run.metrics = read_metrics(_report_path(run))
+            run.status = "done"
+        except Exception as err:  # one failed run must not lose the others
+            run.status, run.error = "failed", f"{type(err).__name__}: {err}"
+            run.output_dir.mkdir(parents=True, exist_ok=True)
+            (run.output_dir / "sweep_error.txt").write_text(traceback.format_exc())
+            log(f"{tag}: FAILED ({run.error.splitlines()[0]}); traceback in {run.output_dir / 'sweep_error.txt'}")
+        run.seconds = time.perf_counter() - start
+        gc.collect()
+        if run.status == "done":
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items() if k in ("accuracy", "tpr_gap_rms"))
+            log(f"{tag}: done in {run.seconds:.0f} s ({shown})")
+        summary["runs"] = [r.to_dict() for r in runs]
+        (output / "sweep.json").write_text(json.dumps(summary, indent=2, default=str))  # progress
+    summary.update(analyse(runs, criterion))
+    summary["runs"] = [r.to_dict() for r in runs]
+    sel = summary["selection"]
+    if sel and not sel.get("error"):
+        run = next(r for r in runs if r.name == sel["run"])
+        sel["recipe"] = selected_recipe(recipe, run.tokens(overrides))
+    write_outputs(summary, output)
+    return summary
+
+
+def register(subparsers) -> None:
+    """Add the `sweep` subcommand."""
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a recipe over weights x seeds; frontier and model selection",
+        description="Run RECIPE over every --grid combination and seed, each in its own output directory; write "
+        "sweep.json, sweep.md and frontier.png in --output and select a run. Other `--field value` flags override "
+        "the recipe for every run. Finished runs are not re-run.",
+    )
+    p.add_argument("recipe", nargs="?", help="YAML recipe (optional when every field is passed as a flag)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="recipe field and its values")
+    p.add_argument("--seeds", default="1", help="number of seeds from the recipe's `seed` up, or a list: 1,2,3")
+    p.add_argument(
+        "--select",
+        default="dto",
+        help='`dto` (distance to the utopia point, fairlib) or a constraint such as "tpr_gap_rms<=0.05" '
+        "(best task metric subject to it)",
+    )
+    p.add_argument("--output", required=True, help="directory of the sweep (one subdirectory per run)")
+    p.add_argument("--launcher", default="local", choices=("local", "accelerate"), help="in-process or subprocesses")
+    p.add_argument("--num-processes", type=int, default=1, help="processes per run with --launcher accelerate")
+    p.add_argument("--accelerate-config", default=None, help="accelerate config file for --launcher accelerate")
+    p.add_argument("--task-metric", default=None, help="task metric (default: accuracy, f1 or exact_match)")
+    p.add_argument("--fairness-metric", default=None, help="fairness gap (default: tpr_gap_rms if reported)")
+    p.set_defaults(func=run, accepts_overrides=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """CLI entry: run the sweep; 2 on a bad configuration, 1 when runs failed or nothing could be selected."""
+    try:
+        summary = run_sweep(
+            args.recipe,
+            parse_grid(args.grid),
+            seeds=args.seeds,
+            overrides=list(getattr(args, "overrides", []) or []),
+            output=args.output,
+            select_criterion=args.select,
+            launcher=args.launcher,
+            num_processes=args.num_processes,
+            accelerate_config=args.accelerate_config,
+            task_metric=args.task_metric,
+            fairness_metric=args.fairness_metric,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"fairtune sweep: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    print(f"\n{render_markdown(summary)}")
+    print(f"Wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'frontier.png'}")
+    sel = summary.get("selection") or {}
+    failed = [r["name"] for r in summary["runs"] if r["status"] == "failed"]
+    if failed:
+        print(f"fairtune sweep: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+    if sel.get("error"):
+        print(f"fairtune sweep: {sel['error']}", file=sys.stderr)
+        return 1
+    print(f"Selected: {sel['output_dir']} ({sel['config']}, seed {sel['seed']}; {sel['reason']})")
+    return 1 if failed else 0
