@@ -27,7 +27,17 @@ def _train_split(tail: list[str]) -> tuple[list[str], list[str]]:
 
 def _sweep_split(tail: list[str]) -> tuple[list[str], list[str]]:
     """`sweep` has its own flags (--grid, --seeds, --select, --output); everything else is a recipe override."""
-    own = {"--grid", "--seeds", "--select", "--output", "--launcher", "--num-processes"}
+    own = {
+        "--grid",
+        "--seeds",
+        "--select",
+        "--output",
+        "--launcher",
+        "--num-processes",
+        "--accelerate-config",
+        "--task-metric",
+        "--fairness-metric",
+    }
     known, rest, i = [], [], 0
     while i < len(tail):
         tok = tail[i]

@@ -7,6 +7,7 @@ names the field and the fix.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 
 from transformers import TrainingArguments
@@ -231,6 +232,12 @@ class FairTrainingArguments(TrainingArguments):
             _fail("num_adversaries", f"must be >= 1, got {self.num_adversaries}.")
         if self.adversary_lr <= 0:
             _fail("adversary_lr", f"must be positive, got {self.adversary_lr}.")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu:
+            import torch
+
+            if not (torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())):
+                # `accelerate launch --multi_gpu` without a GPU would start independent runs on the full data.
+                self.use_cpu = True
         super().__post_init__()
 
     @property

@@ -47,6 +47,10 @@ def load_model(model_args: ModelArguments, adapter, tokenizer, label_list: list[
     if model_args.load_in_4bit:
         from transformers import BitsAndBytesConfig
 
+        from fairtune.peft_utils import check_4bit_support
+
+        check_4bit_support()
+
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
     model = adapter.model_class().from_pretrained(model_args.model_name_or_path, **kwargs)
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:

@@ -8,10 +8,13 @@ any other submodule, and only the pooled vector, never every layer's hidden stat
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import make_dataclass
+from functools import cache
 
 import torch
 from torch import nn
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+from transformers.utils import ModelOutput
 
 ADVERSARY_ATTR = "fairtune_adversary"
 POOLED_KEY = "fairtune_pooled"
@@ -37,6 +40,31 @@ def find_backbone(model: nn.Module) -> nn.Module:
     return backbone if backbone is not None else inner
 
 
+@cache
+def _with_fairtune_fields(cls: type) -> type:
+    """`cls` plus optional pooled and adversary fields: DDP (find_unused_parameters) and other pytree users
+    rebuild outputs from their dataclass fields, and a key set on a plain ModelOutput is not one."""
+    new = make_dataclass(
+        f"Fairtune{cls.__name__}",
+        [(POOLED_KEY, torch.Tensor | None, None), (ADV_LOGITS_KEY, torch.Tensor | None, None)],
+        bases=(cls,),
+    )
+    new.__module__ = __name__
+    globals()[new.__name__] = new  # picklable by name
+    return new
+
+
+def with_fairtune_outputs(output, pooled: torch.Tensor, adv_logits: torch.Tensor | None):
+    """The model output with the pooled vector (and adversary logits) added as real fields."""
+    extra = {POOLED_KEY: pooled}
+    if adv_logits is not None:
+        extra[ADV_LOGITS_KEY] = adv_logits
+    if isinstance(output, ModelOutput):
+        return _with_fairtune_fields(type(output))(**dict(output.items()), **extra)
+    output.update(extra)
+    return output
+
+
 class RepresentationHooks:
     """Installs the hooks; `pool_fn(hidden, attention_mask)` chooses the pooling (the task adapter's)."""
 
@@ -60,11 +88,8 @@ class RepresentationHooks:
         if hidden is None or not isinstance(output, dict):
             return output
         pooled = self.pool_fn(hidden, kwargs.get("attention_mask"))
-        output[POOLED_KEY] = pooled
         adversary = getattr(module, ADVERSARY_ATTR, None)
-        if adversary is not None:
-            output[ADV_LOGITS_KEY] = adversary(pooled)
-        return output
+        return with_fairtune_outputs(output, pooled, adversary(pooled) if adversary is not None else None)
 
     def remove(self) -> None:
         for h in self._handles:

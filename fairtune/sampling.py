@@ -43,7 +43,8 @@ class PairedBatchSampler(torch.utils.data.Sampler[list[int]]):
                 f"`per_device_train_batch_size` ({batch_size}) is smaller than a counterfactual group "
                 f"({max(len(u) for u in self.units)} rows); raise it so pairs fit in one batch."
             )
-        self.batch_size, self.seed, self.drop_last = batch_size, seed, drop_last
+        # No public `batch_size`: batches vary in size, and accelerate must shard them as whole batches.
+        self._batch_size, self.seed, self.drop_last = batch_size, seed, drop_last
         self.weights = torch.as_tensor(weights, dtype=torch.double) if weights is not None else None
         self.epoch = 0
         self.sampler = _EpochProxy(self)  # accelerate forwards set_epoch to `batch_sampler.sampler` when sharded
@@ -61,7 +62,7 @@ class PairedBatchSampler(torch.utils.data.Sampler[list[int]]):
         batches, current = [], []
         for u in self._order():
             unit = self.units[u]
-            if len(current) + len(unit) > self.batch_size:
+            if len(current) + len(unit) > self._batch_size:
                 batches.append(current)
                 current = []
             current.extend(unit)

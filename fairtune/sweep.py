@@ -201,7 +201,7 @@ def read_metrics(report_file: Path) -> dict[str, float]:
 
 
 def _is_current(run: Run, expected: dict[str, Any]) -> bool:
-    """Whether a finished run's saved config holds this run's grid values and seed (else it is stale)."""
+    """Whether a finished run's saved config agrees with every field this run's recipe and flags set."""
     saved_file = run.output_dir / "fairtune_config.json"
     if not saved_file.is_file():
         return True  # a report without a config: trust the directory name
@@ -507,7 +507,8 @@ def run_sweep(
     expected: dict[str, dict[str, Any]] = {}
     for run in runs:  # every run's configuration is checked before the first one trains
         cfg = config_to_dict(*parse_config(recipe, run.tokens(overrides)))
-        expected[run.name] = {k: cfg.get(k) for k in [*run.params, "seed"]}
+        chosen = [k for k in selected_recipe(recipe, run.tokens(overrides)) if k != "output_dir"]
+        expected[run.name] = {k: cfg.get(k) for k in chosen}  # every field the recipe and flags set
         run.command = _train_command(recipe, run.tokens(overrides))
     summary: dict[str, Any] = {
         "recipe": recipe,
@@ -522,10 +523,12 @@ def run_sweep(
     output.mkdir(parents=True, exist_ok=True)
     for i, run in enumerate(runs, 1):
         tag = f"[sweep {i}/{len(runs)}] {run.config} seed={run.seed}"
-        if _report_path(run).is_file() and _is_current(run, expected[run.name]):
-            run.status, run.metrics = "done", read_metrics(_report_path(run))
-            log(f"{tag}: already done ({run.output_dir}), not re-run")
-            continue
+        if _report_path(run).is_file():
+            if _is_current(run, expected[run.name]):
+                run.status, run.metrics = "done", read_metrics(_report_path(run))
+                log(f"{tag}: already done ({run.output_dir}), not re-run")
+                continue
+            log(f"{tag}: {run.output_dir} was trained with other settings; training again")
         log(f"{tag}: training -> {run.output_dir}")
         start = time.perf_counter()
         try:

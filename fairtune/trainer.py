@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from transformers import Trainer
 
 from fairtune.config import GROUP_OBJECTIVES, OBJECTIVE_WEIGHTS, FairTrainingArguments
-from fairtune.distributed import all_sum, gather_with_grad
+from fairtune.distributed import all_sum, even_batches_real_rows, gather_with_grad, padding_keep_mask
 from fairtune.objectives import group as G
 from fairtune.objectives.adversarial import Adversary, adversary_loss, ganin_schedule, leakage_probe
 from fairtune.objectives.base import FairBatch, zero_like_graph
@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 ADVERSARY_FILE = "fairtune_adversary.safetensors"
 STATE_FILE = "fairtune_state.json"
 WEIGHT_KEY = "sample_weight"
-_DROP_KEYS = (*FAIRTUNE_KEYS, WEIGHT_KEY)
+KEEP_KEY = "fairtune_keep"  # rows to count; False on rows accelerate repeated to even out the last batch
+_DROP_KEYS = (*FAIRTUNE_KEYS, WEIGHT_KEY, KEEP_KEY)
 
 
 class FairTrainer(Trainer):
@@ -155,10 +156,27 @@ class FairTrainer(Trainer):
             return weight * ganin_schedule(min(1.0, self.state.global_step / self.state.max_steps))
         return weight
 
+    def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
+        """The accumulation window; in the last batch of an epoch, rows that accelerate's `even_batches` repeated
+        from the epoch's start are marked (`fairtune_keep`) so that no loss or statistic counts them twice."""
+        batch_samples = []
+        for _ in range(num_batches):
+            try:
+                batch = next(epoch_iterator)
+            except StopIteration:
+                break
+            # Read right after the loader yields: its end-of-epoch flag and remainder describe this batch now.
+            real = even_batches_real_rows(self.accelerator.gradient_state)
+            if real is not None:
+                batch[KEEP_KEY] = padding_keep_mask(_num_rows(batch), real, device)
+            batch_samples.append(batch)
+        return batch_samples, self._get_num_items_in_batch(batch_samples, device)
+
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> dict[str, torch.Tensor]:
         """Global counts over the accumulation window: task items, grouped rows (adversary), CLP pairs."""
         task = adv = clp = 0
         for b in batch_samples:
+            b = _kept_rows(b)
             task += int(self.adapter.count_items(b))
             if GROUP_KEY in b:
                 adv += int((b[GROUP_KEY] >= 0).sum())
@@ -176,9 +194,14 @@ class FairTrainer(Trainer):
     ):
         """Task loss + weighted objectives + adversary, each logged; see the module docstring for the scaling."""
         mode = "train" if model.training else "eval"
+        if mode == "eval" and KEEP_KEY not in inputs:  # evaluation computes each batch as soon as it is loaded
+            real = even_batches_real_rows(self.accelerator.gradient_state)
+            if real is not None:
+                inputs[KEEP_KEY] = padding_keep_mask(_num_rows(inputs), real, self.args.device)
         if not isinstance(num_items_in_batch, dict):
             num_items_in_batch = self._get_num_items_in_batch([inputs], self.args.device)
         fair = {k: inputs.pop(k) for k in _DROP_KEYS if k in inputs}
+        keep = fair.pop(KEEP_KEY, None)
         labels = {k: inputs.pop(k) for k in self.adapter.label_names if k in inputs}
         extra = self.adapter.pop_model_extras(inputs) if hasattr(self.adapter, "pop_model_extras") else {}
         self.hooks.extra = extra
@@ -194,6 +217,13 @@ class FairTrainer(Trainer):
         n = task.losses.shape[0]
         device = task.losses.device
         groups = fair.get(GROUP_KEY, torch.full((n,), -1, dtype=torch.long, device=device)).long()
+        if keep is not None:  # repeated rows: no task loss, no group, no pair
+            keep = keep.to(device)
+            task.losses = task.losses * keep
+            task.item_counts = task.item_counts * keep
+            groups = torch.where(keep, groups, -1)
+            if PAIR_KEY in fair:
+                fair[PAIR_KEY] = torch.where(keep, fair[PAIR_KEY], -1)
         world = self.accelerator.num_processes
         ga = self.current_gradient_accumulation_steps if mode == "train" else 1
         ga = max(int(ga or 1), 1)
@@ -591,3 +621,17 @@ class FairTrainer(Trainer):
         except ImportError:  # pragma: no cover - cards module is part of the package
             return super().create_model_card(*args, **kwargs)
         write_model_card(self.args.output_dir)
+
+
+def _num_rows(batch: dict[str, Any]) -> int:
+    """Rows in a collated batch (the first dimension of its first tensor)."""
+    return next(int(v.shape[0]) for v in batch.values() if torch.is_tensor(v) and v.dim() > 0)
+
+
+def _kept_rows(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch without the rows marked as even_batches repeats (the batch itself when none are)."""
+    keep = batch.get(KEEP_KEY)
+    if keep is None or bool(keep.all()):
+        return batch
+    n = keep.shape[0]
+    return {k: (v[keep] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n else v) for k, v in batch.items()}

@@ -20,8 +20,6 @@ import yaml
 from dist_scripts.tiny_models import make_tiny_decoder
 from safetensors.torch import load_file
 
-import fairtune.representation
-import fairtune.trainer
 from fairtune.distributed import (
     all_sum,
     even_batches_real_rows,
@@ -40,8 +38,6 @@ CONFIGS = REPO / "recipes" / "accelerate_configs"
 TOL = 1e-5
 
 # Trainer/representation fixes proposed in issue 7 (see its report); these tests show they are needed.
-HAS_PADDING_FIX = hasattr(fairtune.trainer, "KEEP_KEY")
-HAS_OUTPUT_FIX = hasattr(fairtune.representation, "with_fairtune_outputs")
 
 
 def _env() -> dict[str, str]:
@@ -123,7 +119,6 @@ def test_objectives_and_gradients_match_one_big_batch(decoder_dir, tmp_path):
 @pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.xdist_group("distributed")
-@pytest.mark.xfail(not HAS_PADDING_FIX, reason="needs the trainer's even_batches fix (issue 7 report)", strict=True)
 def test_rows_repeated_by_even_batches_are_not_counted(decoder_dir, tmp_path):
     """20 rows, global batch 8: accelerate completes the last round with 4 rows from the epoch's start. After one
     epoch of SGD the weights equal those of one process that sees each row once."""
@@ -142,7 +137,6 @@ def test_rows_repeated_by_even_batches_are_not_counted(decoder_dir, tmp_path):
 @pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.xdist_group("distributed")
-@pytest.mark.xfail(not HAS_OUTPUT_FIX, reason="needs the representation.py output fix (issue 7 report)", strict=True)
 def test_ddp_training_with_adversary_end_to_end(decoder_dir, tmp_path):
     """`accelerate launch -m fairtune train` on 2 processes with the adversary and DP: the saved model holds no
     adversary weights, the checkpoint holds the adversary file, and both processes trained one model."""
