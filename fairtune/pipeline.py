@@ -137,6 +137,7 @@ def run_training(
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         results["train"] = train_result.metrics
         trainer.save_model()
+        trainer.save_state()  # trainer_state.json: the log history with every objective's values
     for split in ("validation", "test"):
         if split not in processed:
             continue

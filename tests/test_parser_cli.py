@@ -130,3 +130,22 @@ def test_public_api_exports():
 
     for name in fairtune.__all__:
         assert getattr(fairtune, name) is not None, name
+
+
+def test_augment_then_train_pairs_counterfactuals_as_they_are(tiny_bert_dir, biased_files, tmp_path):
+    aug = tmp_path / "train_cda.jsonl"
+    assert main(["augment", "--task", "classification", "--input", str(biased_files["train"]), "--output", str(aug),
+                 "--text-column", "text", "--axes", "gender,names", "--mode", "two_sided"]) == 0
+    rows = [json.loads(line) for line in aug.read_text().splitlines()]
+    assert sum(r["cf_source"] >= 0 for r in rows) > 50
+    out = tmp_path / "run"
+    code = main([
+        "train", "--model_name_or_path", str(tiny_bert_dir), "--train_file", str(aug),
+        "--validation_file", str(biased_files["validation"]), "--group_column", "gender", "--output_dir", str(out),
+        "--clp_weight", "1", "--max_steps", "3", "--per_device_train_batch_size", "16", "--max_length", "32",
+        "--use_cpu", "true", "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1",
+    ])
+    assert code == 0
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    pairs = [h["clp_pairs"] for h in history if "clp_pairs" in h]
+    assert pairs and min(pairs) > 0  # every batch held whole pairs from the file's cf_source/cf_origin
