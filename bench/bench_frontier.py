@@ -1,10 +1,11 @@
 """The accuracy-fairness frontier of each objective family on the demo's controlled-bias biographies.
 
-Each family (soft equalized odds, MinDiff, the gradient-reversal adversary, CDA + counterfactual logit pairing) is
-a `fairtune sweep` over its weight x seeds on the embedded all-MiniLM-L6-v2; the baseline (no objective) is trained
-in the same run with the same seeds. Training is gender-biased (90% stereotyped), test is unbiased, so a gender
-shortcut shows as a TPR gap. The table gives seed means ± sample std, Pareto membership over all rows and DTO
-(fairlib) within each family and its baseline. Runs are resumable: re-running reuses finished runs in --output.
+Each family (soft equalized odds, MinDiff, the gradient-reversal adversary at constant strength and with the Ganin
+ramp, CDA + counterfactual logit pairing; CDA alone is `cda_clp` at weight 0) is a `fairtune sweep` over its weight
+x seeds on the embedded all-MiniLM-L6-v2; the baseline (no objective) is trained in the same run with the same
+seeds. Training is gender-biased (90% stereotyped), test is unbiased, so a gender shortcut shows as a TPR gap. The
+table gives seed means ± sample std, Pareto membership over all rows and DTO (fairlib) within each family and its
+baseline. Runs are resumable: re-running reuses finished runs in --output.
 
     python bench/bench_frontier.py                       # ~3 min per run on 2 busy CPU cores (CDA: ~5)
     python bench/bench_frontier.py --families eo,adversary --n-train 1200 --seeds 42,43,44
@@ -26,7 +27,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # family -> (weight field, default weights, extra recipe flags)
 FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
     "eo": ("eo_weight", ["1", "3"], []),
-    "adversary": ("adversary_weight", ["0.3", "1"], []),
+    "adversary": ("adversary_weight", ["0.3", "1", "3"], []),
+    "adversary_ganin": ("adversary_weight", ["1", "3"], ["--adversary_schedule", "ganin"]),
     "mindiff": ("mindiff_weight", ["1", "10"], []),
     "cda_clp": ("clp_weight", ["0", "1"], ["--cda", "two_sided", "--cda_axes", "gender,names"]),
 }
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         transformers.logging.set_verbosity_error()
     start = time.perf_counter()
     base = run_sweep(None, {}, seeds, flags, out / "baseline", "dto")
-    baseline = [dict(c, family="baseline", weight="0") for c in base["configs"]]
+    baseline = [dict(c, family="baseline", weight="0", dto=math.nan) for c in base["configs"]]
     for r, s in zip(baseline, _seconds(base)):
         r["seconds"] = s
     rows = list(baseline)

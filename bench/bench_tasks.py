@@ -8,7 +8,7 @@ freshly initialised task head. A step is `training_step` (forward, loss, backwar
 `zero_grad()`; the vanilla Trainer uses the model's own loss on the same batches without fairtune's columns.
 The two trainers alternate over `--repeats` rounds of `--steps` steps each; the table shows the median ms/step.
 
-Run: `python bench/bench_tasks.py [--steps 10] [--repeats 5] [--batch-size 16] [--device cpu|cuda]`.
+Run: `python bench/bench_tasks.py [--steps 4] [--repeats 5] [--batch-size 16] [--device cpu|cuda]`.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     from fairtune.objectives.counterfactual import find_pairs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10, help="steps per timed round")
+    parser.add_argument("--steps", type=int, default=4, help="steps per timed round")
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds per trainer")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
