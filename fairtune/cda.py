@@ -51,6 +51,7 @@ def augment_split(ds: Dataset, data_args, task: str) -> Dataset:
         task=_task_name(task),
         mode=data_args.cda,
         text_columns=text_columns,
+        label_names=getattr(data_args, "label_list", None) if task == "ner" else None,
         num_proc=data_args.preprocessing_num_workers,
     )
     if "gender" in data_args.cda_axes:

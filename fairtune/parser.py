@@ -67,6 +67,11 @@ def _coerce(cls, name: str, value: str) -> Any:
     if str in args:
         return None if value in ("None", "null") and type(None) in args else value
     loaded = yaml.safe_load(value)
+    if isinstance(loaded, str) and float in args:
+        try:  # YAML 1.1 reads `1e-3` as a string
+            return float(loaded)
+        except ValueError:
+            pass
     return [loaded] if allows_list and not isinstance(loaded, list) and loaded is not None else loaded
 
 
@@ -105,6 +110,11 @@ def parse_config(
         if cls is None:
             unknown.append(key)
             continue
+        if isinstance(value, str) and float in _type_args(cls, key):
+            try:  # YAML 1.1 reads `1e-4` (no dot) as a string
+                value = float(value)
+            except ValueError:
+                pass
         known[cls][key] = value
     if unknown:
         hints = []

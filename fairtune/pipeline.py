@@ -40,6 +40,7 @@ def load_model(model_args: ModelArguments, adapter, tokenizer, label_list: list[
     kwargs: dict[str, Any] = {"trust_remote_code": model_args.trust_remote_code, "revision": model_args.model_revision}
     if label_list:
         kwargs.update(
+            ignore_mismatched_sizes=True,  # a fine-tuned checkpoint may come with another label set
             num_labels=len(label_list),
             id2label=dict(enumerate(label_list)),
             label2id={name: i for i, name in enumerate(label_list)},
@@ -81,15 +82,11 @@ def run_training(
     for split in ("validation", "test"):
         if split in raw:
             raw[split] = _truncate(raw[split], data_args.max_eval_samples)
-    if data_args.group_from_lexicon:
-        from fairtune.cda import add_lexicon_groups
-
-        raw = add_lexicon_groups(raw, data_args, adapter)
     if data_args.cda != "none" and "train" in raw:
         from fairtune.cda import augment_split
 
         raw["train"] = augment_split(raw["train"], data_args, adapter.name)
-    if data_args.cda != "none":
+    if data_args.cda != "none" and adapter.has_class_labels:
         # Counterfactual consistency (flip rate, CTF gap) is measured on swapped copies of the evaluation splits.
         import dataclasses
 
@@ -98,6 +95,11 @@ def run_training(
         eval_cda = dataclasses.replace(data_args, cda="two_sided")
         for split in [s for s in ("validation", "test") if s in raw]:
             raw[f"{split}_counterfactual"] = augment_split(raw[split], eval_cda, adapter.name)
+    if data_args.group_from_lexicon:
+        # After augmentation, so that each counterfactual is labelled by the terms it now mentions.
+        from fairtune.cda import add_lexicon_groups
+
+        raw = add_lexicon_groups(raw, data_args, adapter)
     encoded, enc = encode_datasets(raw, data_args, training_args, has_class_labels=adapter.has_class_labels)
     if hasattr(adapter, "prepare_labels"):
         adapter.prepare_labels(encoded, data_args, enc)

@@ -134,18 +134,68 @@ def test_public_api_exports():
 
 def test_augment_then_train_pairs_counterfactuals_as_they_are(tiny_bert_dir, biased_files, tmp_path):
     aug = tmp_path / "train_cda.jsonl"
-    assert main(["augment", "--task", "classification", "--input", str(biased_files["train"]), "--output", str(aug),
-                 "--text-column", "text", "--axes", "gender,names", "--mode", "two_sided"]) == 0
+    assert (
+        main(
+            [
+                "augment",
+                "--task",
+                "classification",
+                "--input",
+                str(biased_files["train"]),
+                "--output",
+                str(aug),
+                "--text-column",
+                "text",
+                "--axes",
+                "gender,names",
+                "--mode",
+                "two_sided",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in aug.read_text().splitlines()]
     assert sum(r["cf_source"] >= 0 for r in rows) > 50
     out = tmp_path / "run"
-    code = main([
-        "train", "--model_name_or_path", str(tiny_bert_dir), "--train_file", str(aug),
-        "--validation_file", str(biased_files["validation"]), "--group_column", "gender", "--output_dir", str(out),
-        "--clp_weight", "1", "--max_steps", "3", "--per_device_train_batch_size", "16", "--max_length", "32",
-        "--use_cpu", "true", "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1",
-    ])
+    code = main(
+        [
+            "train",
+            "--model_name_or_path",
+            str(tiny_bert_dir),
+            "--train_file",
+            str(aug),
+            "--validation_file",
+            str(biased_files["validation"]),
+            "--group_column",
+            "gender",
+            "--output_dir",
+            str(out),
+            "--clp_weight",
+            "1",
+            "--max_steps",
+            "3",
+            "--per_device_train_batch_size",
+            "16",
+            "--max_length",
+            "32",
+            "--use_cpu",
+            "true",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+            "--logging_steps",
+            "1",
+        ]
+    )
     assert code == 0
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     pairs = [h["clp_pairs"] for h in history if "clp_pairs" in h]
     assert pairs and min(pairs) > 0  # every batch held whole pairs from the file's cf_source/cf_origin
+
+
+def test_scientific_notation_without_dot_is_a_float(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("learning_rate: 1e-4\n")  # YAML 1.1 reads this as a string
+    _, _, t = parse_config(recipe, ["--adversary_lr", "1e-3", "--output_dir", str(tmp_path)])
+    assert t.learning_rate == 1e-4 and t.adversary_lr == 1e-3
