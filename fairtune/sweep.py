@@ -282,7 +282,7 @@ def _representative(runs: list[Run], mean: dict[str, float], crit: Criterion) ->
     ok = [r for r in runs if all(c.satisfied(r.metrics) for c in crit.constraints)] or runs
 
     def dist(r: Run) -> float:
-        return math.hypot(*[r.metrics.get(k, math.inf) - mean.get(k, 0.0) for k in keys])
+        return round(math.hypot(*[r.metrics.get(k, math.inf) - mean.get(k, 0.0) for k in keys]), 9)  # ties: seed
 
     return min(ok, key=lambda r: (dist(r), r.seed))
 

@@ -492,8 +492,7 @@ def test_templates_load_from_an_installed_wheel(tmp_path):
     source.mkdir()
     shutil.copy2(project / "pyproject.toml", source / "pyproject.toml")
     (source / "README.md").write_text("fairtune\n")
-    for folder in ("fairtune", "model_cards"):
-        shutil.copytree(project / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(project / "fairtune", source / "fairtune", ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
@@ -504,7 +503,8 @@ def test_templates_load_from_an_installed_wheel(tmp_path):
     assert build.returncode == 0, build.stderr[-4000:]
     (wheel,) = wheels.glob("fairtune-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "model_cards/fairtune_model_card.md.j2" in names and "model_cards/citations.yaml" in names
+    assert "fairtune/model_cards/fairtune_model_card.md.j2" in names and "fairtune/model_cards/citations.yaml" in names
+    assert not any(n.startswith("model_cards/") for n in names)  # nothing generic at the top of site-packages
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     run = make_model_dir(tmp_path / "run", training_state=False)
@@ -518,5 +518,5 @@ def test_templates_load_from_an_installed_wheel(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     template_dir = proc.stdout.splitlines()[0]
-    assert template_dir == str(site / "model_cards")
+    assert template_dir == str(site / "fairtune" / "model_cards")
     assert "## Debiasing method" in (run / "README.md").read_text()

@@ -229,3 +229,26 @@ def test_finished_run_with_other_settings_is_stale(tmp_path):
     (run.output_dir / "fairtune_config.json").write_text(json.dumps({"eo_weight": 1.0, "seed": 3, "max_steps": 5}))
     assert _is_current(run, {"eo_weight": 1.0, "seed": 3, "max_steps": 5})
     assert not _is_current(run, {"eo_weight": 1.0, "seed": 3, "max_steps": 50})
+
+
+def test_readme_sweep_commands_parse(tmp_path):
+    """Every `fairtune sweep` command in recipes/sweeps/README.md parses, and so does each run it plans."""
+    import re
+    import shlex
+
+    from fairtune.cli import build_parser
+    from fairtune.parser import parse_config
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "recipes" / "sweeps" / "README.md").read_text().replace("\\\n", " ")
+    commands = [shlex.split(m) for m in re.findall(r"^(fairtune sweep .+)$", text, flags=re.M)]
+    assert len(commands) >= 3
+    for recipe in (repo / "recipes" / "sweeps").glob("*.yaml"):
+        parse_config(recipe, [])
+    for argv in commands:
+        argv = argv[1:]
+        known, rest = _sweep_split(argv[2:])
+        args = build_parser().parse_args(argv[:2] + known)
+        assert (repo / args.recipe).is_file(), args.recipe
+        for run in plan_runs(parse_grid(args.grid), parse_seeds(args.seeds, 42), tmp_path):
+            parse_config(repo / args.recipe, [*rest, *run.tokens([])[:-2]])
