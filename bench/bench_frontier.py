@@ -29,7 +29,7 @@ FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
     "eo": ("eo_weight", ["1", "3"], []),
     "adversary": ("adversary_weight", ["0.3", "1", "3"], []),
     "adversary_ganin": ("adversary_weight", ["1", "3"], ["--adversary_schedule", "ganin"]),
-    "mindiff": ("mindiff_weight", ["1", "10"], []),
+    "mindiff": ("mindiff_weight", ["0.1", "1"], []),
     "cda_clp": ("clp_weight", ["0", "1"], ["--cda", "two_sided", "--cda_axes", "gender,names"]),
 }
 METRICS = ("accuracy", "tpr_gap_rms", "equalized_odds_difference", "demographic_parity_difference")

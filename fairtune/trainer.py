@@ -36,6 +36,7 @@ from fairtune.representation import (
     RepresentationHooks,
     is_decoder_model,
 )
+from fairtune.selection import selection_metrics
 from fairtune.tasks.base import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, TaskAdapter
 
 logger = logging.getLogger(__name__)
@@ -152,8 +153,11 @@ class FairTrainer(Trainer):
     # ---- loss ------------------------------------------------------------------------------------------------
     def _adversary_strength(self) -> float:
         weight = self.args.adversary_weight
+        progress = self.state.global_step / self.state.max_steps if self.state.max_steps else 1.0
         if self.args.adversary_schedule == "ganin" and self.state.max_steps:
-            return weight * ganin_schedule(min(1.0, self.state.global_step / self.state.max_steps))
+            weight *= ganin_schedule(min(1.0, progress))
+        if self.args.adversary_warmup_ratio > 0:  # linear ramp 0 -> weight over the first part of training
+            weight *= min(1.0, progress / self.args.adversary_warmup_ratio)
         return weight
 
     def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
@@ -388,6 +392,7 @@ class FairTrainer(Trainer):
                 metrics.update(probe)
             except ValueError as err:
                 logger.warning("leakage probe skipped: %s", err)
+        metrics.update(selection_metrics(metrics))  # `dto`, usable as `metric_for_best_model`
         return metrics
 
     def _set_signature_columns_if_needed(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import pytest
@@ -151,13 +150,6 @@ def test_selection_metrics_falls_back_to_equalized_odds():
     assert got["dto"] == pytest.approx(math.hypot(0.2, 0.3))
 
 
-def _trainer_has_dto() -> bool:
-    from fairtune.trainer import FairTrainer
-
-    return "selection_metrics" in inspect.getsource(FairTrainer._compute_fair_metrics)
-
-
-@pytest.mark.xfail(not _trainer_has_dto(), reason="needs the trainer/config DTO diff (issue 8 report)", strict=True)
 def test_dto_as_metric_for_best_model(tiny_bert_dir, tmp_path):
     """Early stopping / load_best_model_at_end over `eval_dto` (lower is better) once the trainer reports it."""
     from conftest import biased_rows

@@ -172,13 +172,6 @@ def test_plan_runs_names_and_accelerate_command(tmp_path):
     assert "--config_file" in cfg and "--num_processes" not in cfg and cfg[-len(tokens) :] == tokens
 
 
-def _parses_float_exponents() -> bool:
-    from fairtune.parser import parse_config
-
-    return isinstance(parse_config(None, {"learning_rate": "1e-4"})[2].learning_rate, float)
-
-
-@pytest.mark.xfail(not _parses_float_exponents(), reason="needs the parser float diff (issue 8 report)", strict=True)
 def test_grid_values_with_exponents_are_floats(tmp_path):
     """`--grid learning_rate=1e-4,5e-5`: YAML 1.1 reads `1e-4` as a string; float fields must still get floats."""
     from fairtune.parser import parse_config
@@ -188,15 +181,6 @@ def test_grid_values_with_exponents_are_floats(tmp_path):
     assert rates == [1e-4, 5e-5]
 
 
-def _has_warmup() -> bool:
-    import dataclasses
-
-    from fairtune.config import FairTrainingArguments
-
-    return "adversary_warmup_ratio" in {f.name for f in dataclasses.fields(FairTrainingArguments)}
-
-
-@pytest.mark.xfail(not _has_warmup(), reason="needs the adversary warm-up diff (issue 8 report)", strict=True)
 def test_adversary_warmup_ratio_ramps_the_reversal(tiny_bert_dir, tmp_path):
     """`adversary_warmup_ratio: 0.5`: reversal strength 0 at the start, the full weight from half of training on."""
     from helpers import build_trainer
