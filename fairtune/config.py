@@ -182,6 +182,9 @@ class FairTrainingArguments(TrainingArguments):
         adversary_label_conditioned: one group head per class, targeting equalized odds instead of parity.
         num_adversaries, adversary_orthogonality_weight: several adversaries kept diverse (Han et al. 2021).
         adversary_schedule: `constant` or `ganin` (reversal strength ramps up as 2/(1+exp(-10p))-1).
+        adversary_mode: `reversal` (the encoder maximises the adversary's loss through a gradient-reversal layer) or
+            `confusion` (the adversary learns on the detached representation and the encoder is trained towards
+            uniform group predictions of the frozen adversary, Alvi et al. 2018: it cannot win by flipping groups).
         adversary_warmup_ratio: fraction of training over which the reversal strength ramps linearly from 0 (the
             adversary first learns to read the group, then the encoder is pushed against it).
 
@@ -209,6 +212,7 @@ class FairTrainingArguments(TrainingArguments):
     num_adversaries: int = field(default=1, metadata={"help": "Number of adversaries."})
     adversary_orthogonality_weight: float = field(default=0.1, metadata={"help": "Diversity between adversaries."})
     adversary_schedule: str = field(default="constant", metadata={"help": "constant | ganin"})
+    adversary_mode: str = field(default="reversal", metadata={"help": "reversal | confusion"})
     adversary_warmup_ratio: float = field(default=0.0, metadata={"help": "Linear warm-up of the reversal."})
     group_balance: str = field(default="none", metadata={"help": "none | reweight | resample"})
     min_group_count: int = field(default=2, metadata={"help": "Warn when a micro-batch holds fewer of a group."})
@@ -227,6 +231,8 @@ class FairTrainingArguments(TrainingArguments):
             _fail("group_balance", f"unknown value {self.group_balance!r}; choose one of {', '.join(GROUP_BALANCE)}.")
         if self.adversary_schedule not in ADVERSARY_SCHEDULES:
             _fail("adversary_schedule", f"choose one of {', '.join(ADVERSARY_SCHEDULES)}.")
+        if self.adversary_mode not in ("reversal", "confusion"):
+            _fail("adversary_mode", f"unknown mode {self.adversary_mode!r}; choose reversal or confusion.")
         if not 0 <= self.adversary_warmup_ratio <= 1:
             _fail("adversary_warmup_ratio", f"must be in [0, 1], got {self.adversary_warmup_ratio}.")
         if self.metric_for_best_model in ("dto", "eval_dto") and self.greater_is_better is None:

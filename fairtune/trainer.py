@@ -26,7 +26,13 @@ from transformers import Trainer
 from fairtune.config import GROUP_OBJECTIVES, OBJECTIVE_WEIGHTS, FairTrainingArguments
 from fairtune.distributed import all_sum, even_batches_real_rows, gather_with_grad, padding_keep_mask
 from fairtune.objectives import group as G
-from fairtune.objectives.adversarial import Adversary, adversary_loss, ganin_schedule, leakage_probe
+from fairtune.objectives.adversarial import (
+    Adversary,
+    adversary_loss,
+    confusion_loss,
+    ganin_schedule,
+    leakage_probe,
+)
 from fairtune.objectives.base import FairBatch, zero_like_graph
 from fairtune.objectives.counterfactual import find_pairs, pair_divergence
 from fairtune.representation import (
@@ -103,6 +109,7 @@ class FairTrainer(Trainer):
                     num_layers=args.adversary_layers,
                     num_adversaries=args.num_adversaries,
                     num_labels=num_labels,
+                    mode=args.adversary_mode,
                 )
             # Registered on the top-level model after any PEFT wrapping: trainable, moved to the device, wrapped
             # by DDP/DeepSpeed, called inside the forward (a hook). `_save` keeps it out of the saved model.
@@ -242,10 +249,14 @@ class FairTrainer(Trainer):
             total = total + self._group_terms(task, groups, mode, logs) / ga
 
         if self.adversary is not None:
-            lsum, correct, valid = adversary_loss(
-                outputs[ADV_LOGITS_KEY], groups, task.labels if self.args.adversary_label_conditioned else None
-            )
+            adv_out = outputs[ADV_LOGITS_KEY]
+            adv_labels = task.labels if self.args.adversary_label_conditioned else None
+            lsum, correct, valid = adversary_loss(adv_out[0], groups, adv_labels)
             total = total + lsum / num_items_in_batch["adversary"].clamp(min=1) * world
+            if adv_out.shape[0] > 1:  # confusion mode: the encoder is pushed towards uniform group predictions
+                conf = confusion_loss(adv_out[1], groups, adv_labels)
+                total = total + self.adversary.strength * conf / num_items_in_batch["adversary"].clamp(min=1) * world
+                logs["adversary_confusion"] = float(conf.detach()) / max(float(valid), 1.0)
             if self.args.num_adversaries > 1:
                 orth = self.adversary.orthogonality()
                 total = total + self.args.adversary_orthogonality_weight * orth / ga

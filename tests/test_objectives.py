@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from fairtune.objectives import group as G
-from fairtune.objectives.adversarial import Adversary, adversary_loss, ganin_schedule, grad_reverse, leakage_probe
+from fairtune.objectives.adversarial import (
+    Adversary,
+    adversary_loss,
+    confusion_loss,
+    ganin_schedule,
+    grad_reverse,
+    leakage_probe,
+)
 from fairtune.objectives.base import FairBatch
 from fairtune.objectives.counterfactual import find_pairs, pair_divergence
 
@@ -135,12 +142,12 @@ def test_adversary_trains_itself_and_reverses_encoder_gradient():
     rep = torch.randn(6, 4, requires_grad=True)
     groups = torch.tensor([0, 1, 0, 1, -1, 0])
     adv.strength = 1.0
-    lsum, correct, valid = adversary_loss(adv(rep), groups)
+    lsum, correct, valid = adversary_loss(adv(rep)[0], groups)
     lsum.backward()
     grad_reversed = rep.grad.clone()
     rep.grad = None
     adv.strength = -1.0  # no reversal: ordinary gradient
-    lsum2, _, _ = adversary_loss(adv(rep), groups)
+    lsum2, _, _ = adversary_loss(adv(rep)[0], groups)
     lsum2.backward()
     assert torch.allclose(grad_reversed, -rep.grad)
     assert valid.item() == 5 and grad_reversed[4].abs().sum() == 0  # the row without a group takes no part
@@ -148,7 +155,7 @@ def test_adversary_trains_itself_and_reverses_encoder_gradient():
 
 def test_label_conditioned_adversary_uses_the_true_label_head():
     adv = Adversary(4, num_groups=3, hidden_size=8, num_layers=0, num_labels=2)
-    logits = adv(torch.randn(5, 4))
+    logits = adv(torch.randn(5, 4))[0]
     assert logits.shape == (1, 5, 2, 3)
     labels = torch.tensor([0, 1, 1, 0, 1])
     groups = torch.tensor([0, 1, 2, 0, 1])
@@ -187,3 +194,29 @@ def test_leakage_probe_detects_signal_and_its_absence():
     res = leakage_probe(clean, groups)
     assert res["leakage_probe_majority_baseline"] == 0.5
     assert res["leakage_probe_accuracy"] < 0.65
+
+
+def test_confusion_mode_trains_adversary_on_detached_rep_and_encoder_towards_uniform():
+    torch.manual_seed(0)
+    adv = Adversary(4, num_groups=2, hidden_size=8, num_layers=1, mode="confusion")
+    rep = torch.randn(6, 4, requires_grad=True)
+    groups = torch.tensor([0, 1, 0, 1, -1, 0])
+    out = adv(rep)
+    assert out.shape == (2, 1, 6, 1, 2)
+    # the adversary's own loss reaches its weights but not the representation
+    lsum, _, _ = adversary_loss(out[0], groups)
+    lsum.backward(retain_graph=True)
+    assert (rep.grad is None or rep.grad.abs().sum() == 0) and all(p.grad is not None for p in adv.parameters())
+    adv.zero_grad()
+    # the confusion term reaches the representation but not the adversary's weights
+    conf = confusion_loss(out[1], groups)
+    conf.backward()
+    assert rep.grad is not None and rep.grad[4].abs().sum() == 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in adv.parameters())
+    # by hand: CE against uniform = -mean log-softmax, over rows with a group
+    logp = out[1][0, :, 0, :].log_softmax(-1)
+    expected = -(logp.mean(-1) * (groups >= 0)).sum()
+    assert conf.item() == pytest.approx(expected.item(), rel=1e-5)
+    # uniform logits give exactly log(G) per row
+    flat = torch.zeros(1, 3, 1, 2)
+    assert confusion_loss(flat, torch.tensor([0, 1, 1])).item() == pytest.approx(3 * math.log(2))

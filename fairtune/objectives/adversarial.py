@@ -39,8 +39,10 @@ def ganin_schedule(progress: float) -> float:
 class Adversary(nn.Module):
     """`num_adversaries` MLPs predicting the group (per class when label-conditioned) from a representation.
 
-    Output logits have shape `[K, B, L, G]`: K adversaries, B rows, L label slots (1, or the number of classes
-    when label-conditioned: a separate group head per true label), G groups.
+    Output logits have shape `[M, K, B, L, G]`: M = 1 in `reversal` mode (logits through the gradient-reversal
+    layer) and 2 in `confusion` mode (logits on the detached representation, which train the adversary only, then
+    logits with frozen adversary weights, which train the encoder towards a uniform group prediction: Alvi et al.
+    2018), K adversaries, B rows, L label slots (1, or the number of classes when label-conditioned), G groups.
     """
 
     def __init__(
@@ -51,9 +53,12 @@ class Adversary(nn.Module):
         num_layers: int = 1,
         num_adversaries: int = 1,
         num_labels: int = 1,
+        mode: str = "reversal",
     ) -> None:
         super().__init__()
-        self.num_groups, self.num_labels = num_groups, num_labels
+        if mode not in ("reversal", "confusion"):
+            raise ValueError(f"`adversary_mode`: unknown mode {mode!r}; choose reversal or confusion.")
+        self.num_groups, self.num_labels, self.mode = num_groups, num_labels, mode
         self.strength = 1.0  # set by the trainer each step
         heads = []
         for _ in range(num_adversaries):
@@ -66,10 +71,21 @@ class Adversary(nn.Module):
             heads.append(nn.Sequential(*layers))
         self.heads = nn.ModuleList(heads)
 
-    def forward(self, representation: torch.Tensor) -> torch.Tensor:
-        x = grad_reverse(representation.float(), self.strength)
-        out = torch.stack([h(x) for h in self.heads])
+    def _logits(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+        if params is None:
+            out = torch.stack([h(x) for h in self.heads])
+        else:
+            out = torch.func.functional_call(self, params, (x,), kwargs={"_raw": True})
         return out.view(len(self.heads), x.shape[0], self.num_labels, self.num_groups)
+
+    def forward(self, representation: torch.Tensor, _raw: bool = False) -> torch.Tensor:
+        if _raw:  # the plain heads, for functional_call with frozen weights
+            return torch.stack([h(representation) for h in self.heads])
+        x = representation.float()
+        if self.mode == "reversal":
+            return self._logits(grad_reverse(x, self.strength)).unsqueeze(0)
+        frozen = {name: p.detach() for name, p in self.named_parameters()}
+        return torch.stack([self._logits(x.detach()), self._logits(x, frozen)])
 
     def orthogonality(self) -> torch.Tensor:
         """Sum over adversary pairs of ||W_i W_j^T||_F^2 on first-layer weights (0 with one adversary)."""
@@ -102,6 +118,18 @@ def adversary_loss(
     loss_sum = (ce * valid).sum() / k
     correct = ((logits.argmax(-1) == target) & valid).sum() / k
     return loss_sum, correct.detach().float(), valid.sum().detach().float()
+
+
+def confusion_loss(logits: torch.Tensor, groups: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Summed cross-entropy against the uniform distribution over groups (rows with a group), averaged over
+    adversaries: minimal when the adversary cannot tell the groups apart (Alvi et al. 2018)."""
+    k, b, num_slots, g = logits.shape
+    if num_slots > 1:
+        idx = labels.clamp(min=0).view(1, b, 1, 1).expand(k, b, 1, g)
+        logits = logits.gather(2, idx)
+    logp = logits[:, :, 0, :].log_softmax(-1)  # [K, B, G]
+    per_row = -logp.mean(-1)  # CE with a uniform target
+    return (per_row * (groups >= 0)).sum() / k
 
 
 def leakage_probe(representations: np.ndarray, groups: np.ndarray, seed: int = 0, folds: int = 5) -> dict[str, float]:
