@@ -236,7 +236,7 @@ class FairTrainer(Trainer):
             if PAIR_KEY in fair:
                 fair[PAIR_KEY] = torch.where(keep, fair[PAIR_KEY], -1)
         world = self.accelerator.num_processes
-        ga = self.current_gradient_accumulation_steps if mode == "train" else 1
+        ga = getattr(self, "current_gradient_accumulation_steps", 1) if mode == "train" else 1
         ga = max(int(ga or 1), 1)
 
         weights = fair.get(WEIGHT_KEY)
