@@ -446,6 +446,8 @@ class FairTrainer(Trainer):
         from fairtune.data import balance_weights
         from fairtune.sampling import PairedBatchSampler, pair_units
 
+        if getattr(self.args, "train_sampling_strategy", None) == "group_by_length":
+            logger.warning("`train_sampling_strategy: group_by_length` is ignored: CLP batches keep pairs whole.")
         ds = self._remove_unused_columns(ds, description="Training")
         pair_ids = list(ds[PAIR_KEY])
         weights = None

@@ -257,3 +257,33 @@ def test_clp_with_accumulation_equals_one_big_batch_and_keeps_pairs(tiny_bert_di
     pa, pb = _final_params(big), _final_params(small)
     for name in pa:
         assert torch.allclose(pa[name], pb[name], atol=1e-6), name
+
+
+def test_resume_with_paired_batches_replays_the_same_batches(tiny_bert_dir, tmp_path):
+    from fairtune.augment import CounterfactualAugmenter
+
+    rows = CounterfactualAugmenter(axes=("gender",)).augment_rows(
+        biased_rows(24, 0.9, seed=4), task="classification", mode="two_sided", text_columns=["text"]
+    )
+    common = dict(
+        max_steps=6,
+        per_device_train_batch_size=8,
+        clp_weight=1.0,
+        adversary_weight=0.5,
+        save_strategy="steps",
+        save_steps=3,
+        logging_steps=1,
+        num_train_epochs=3,
+    )
+    full = build_trainer(tiny_bert_dir, rows, None, tmp_path / "full", **common)
+    full.train()
+    part = build_trainer(tiny_bert_dir, rows, None, tmp_path / "part", **common)
+    part.train()
+    resumed = build_trainer(tiny_bert_dir, rows, None, tmp_path / "part", **common)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "part" / "checkpoint-3"))
+
+    def history(t, key):
+        return [h[key] for h in t.state.log_history if "loss" in h]
+
+    assert history(resumed, "loss")[-3:] == pytest.approx(history(full, "loss")[-3:], rel=1e-5)
+    assert history(resumed, "clp_pairs")[-3:] == history(full, "clp_pairs")[-3:]
