@@ -185,6 +185,8 @@ class FairTrainingArguments(TrainingArguments):
         adversary_mode: `reversal` (the encoder maximises the adversary's loss through a gradient-reversal layer) or
             `confusion` (the adversary learns on the detached representation and the encoder is trained towards
             uniform group predictions of the frozen adversary, Alvi et al. 2018: it cannot win by flipping groups).
+        adversary_steps: adversary updates per model update (the extra ones on the detached representation, with
+            their own Adam state, inside the wrapped forward; gradients summed over processes).
         adversary_warmup_ratio: fraction of training over which the reversal strength ramps linearly from 0 (the
             adversary first learns to read the group, then the encoder is pushed against it).
 
@@ -213,6 +215,7 @@ class FairTrainingArguments(TrainingArguments):
     adversary_orthogonality_weight: float = field(default=0.1, metadata={"help": "Diversity between adversaries."})
     adversary_schedule: str = field(default="constant", metadata={"help": "constant | ganin"})
     adversary_mode: str = field(default="reversal", metadata={"help": "reversal | confusion"})
+    adversary_steps: int = field(default=1, metadata={"help": "Adversary updates per model update."})
     adversary_warmup_ratio: float = field(default=0.0, metadata={"help": "Linear warm-up of the reversal."})
     group_balance: str = field(default="none", metadata={"help": "none | reweight | resample"})
     min_group_count: int = field(default=2, metadata={"help": "Warn when a micro-batch holds fewer of a group."})
@@ -231,6 +234,8 @@ class FairTrainingArguments(TrainingArguments):
             _fail("group_balance", f"unknown value {self.group_balance!r}; choose one of {', '.join(GROUP_BALANCE)}.")
         if self.adversary_schedule not in ADVERSARY_SCHEDULES:
             _fail("adversary_schedule", f"choose one of {', '.join(ADVERSARY_SCHEDULES)}.")
+        if self.adversary_steps < 1:
+            _fail("adversary_steps", f"must be >= 1, got {self.adversary_steps}.")
         if self.adversary_mode not in ("reversal", "confusion"):
             _fail("adversary_mode", f"unknown mode {self.adversary_mode!r}; choose reversal or confusion.")
         if not 0 <= self.adversary_warmup_ratio <= 1:

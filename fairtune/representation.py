@@ -73,6 +73,9 @@ class RepresentationHooks:
         self.pool_fn = pool_fn
         self._hidden: torch.Tensor | None = None
         self.extra: dict = {}
+        # Set by the trainer before each training forward: called with (adversary, detached pooled vector) to
+        # take the adversary's extra steps inside the wrapped forward (so DDP/DeepSpeed see nothing unusual).
+        self.before_adversary: Callable | None = None
         backbone = find_backbone(model)
         self._handles = [
             backbone.register_forward_hook(self._capture),
@@ -89,6 +92,8 @@ class RepresentationHooks:
             return output
         pooled = self.pool_fn(hidden, kwargs.get("attention_mask"))
         adversary = getattr(module, ADVERSARY_ATTR, None)
+        if adversary is not None and self.before_adversary is not None and module.training:
+            self.before_adversary(adversary, pooled.detach())
         return with_fairtune_outputs(output, pooled, adversary(pooled) if adversary is not None else None)
 
     def remove(self) -> None:

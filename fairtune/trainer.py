@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 ADVERSARY_FILE = "fairtune_adversary.safetensors"
 STATE_FILE = "fairtune_state.json"
+ADVERSARY_OPTIMIZER_FILE = "fairtune_adversary_optimizer.pt"
 WEIGHT_KEY = "sample_weight"
 KEEP_KEY = "fairtune_keep"  # rows to count; False on rows accelerate repeated to even out the last batch
 _DROP_KEYS = (*FAIRTUNE_KEYS, WEIGHT_KEY, KEEP_KEY)
@@ -119,6 +120,7 @@ class FairTrainer(Trainer):
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
         self._few_group_batches = 0
         self._in_checkpoint = False
+        self._adversary_optimizer: torch.optim.Optimizer | None = None
         if kwargs.get("compute_metrics") is None:
             kwargs["compute_metrics"] = self._compute_fair_metrics
         super().__init__(model=model, args=args, **kwargs)
@@ -216,6 +218,13 @@ class FairTrainer(Trainer):
         labels = {k: inputs.pop(k) for k in self.adapter.label_names if k in inputs}
         extra = self.adapter.pop_model_extras(inputs) if hasattr(self.adapter, "pop_model_extras") else {}
         self.hooks.extra = extra
+        self.hooks.before_adversary = None
+        if self.adversary is not None and self.args.adversary_steps > 1 and mode == "train":
+            targets = (
+                fair.get(GROUP_KEY),
+                labels.get("labels") if self.args.adversary_label_conditioned else None,
+            )
+            self.hooks.before_adversary = lambda adv, rep: self._adversary_inner_steps(adv, rep, *targets)
         if self.adversary is not None:
             self.adversary.strength = self._adversary_strength()
         outputs = model(**inputs)
@@ -282,6 +291,25 @@ class FairTrainer(Trainer):
                 out[POOLED_KEY] = pooled
             return total, out
         return total
+
+    def _adversary_inner_steps(self, adversary, rep: torch.Tensor, groups, labels) -> None:
+        """`adversary_steps - 1` extra updates of the adversary alone on the detached representation, before the
+        joint step: a stronger adversary the encoder cannot beat by flipping groups. Gradients are summed over
+        processes by hand (each process divides by the global count), so every copy takes the same step."""
+        if groups is None:
+            return
+        params = [p for p in adversary.parameters() if p.requires_grad]
+        if self._adversary_optimizer is None:
+            self._adversary_optimizer = torch.optim.Adam(params, lr=self.args.adversary_lr)
+        for _ in range(self.args.adversary_steps - 1):
+            logits = adversary(rep)[0]
+            lsum, _, valid = adversary_loss(logits, groups.long(), labels)
+            loss = lsum / all_sum(valid.clone()).clamp(min=1)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            for p, g in zip(params, grads):
+                p.grad = all_sum(g) if g is not None else torch.zeros_like(p)
+            self._adversary_optimizer.step()
+            self._adversary_optimizer.zero_grad(set_to_none=True)
 
     def _group_terms(self, task, groups: torch.Tensor, mode: str, logs: dict[str, float]) -> torch.Tensor:
         """Weighted sum of the group objectives over the global micro-batch (gathered with gradients)."""
@@ -523,6 +551,8 @@ class FairTrainer(Trainer):
                 )
             with open(os.path.join(output_dir, STATE_FILE), "w") as f:
                 json.dump(self.fairtune_state(), f, indent=2)
+            if self._adversary_optimizer is not None:
+                torch.save(self._adversary_optimizer.state_dict(), os.path.join(output_dir, ADVERSARY_OPTIMIZER_FILE))
 
     def _save_checkpoint(self, model, trial) -> None:
         self._in_checkpoint = True
@@ -561,6 +591,11 @@ class FairTrainer(Trainer):
                     "by a FairTrainer with an adversary. Resume from a matching checkpoint or start afresh."
                 )
             self.adversary.load_state_dict(load_file(adv_file, device="cpu"))
+            opt_file = os.path.join(resume_from_checkpoint, ADVERSARY_OPTIMIZER_FILE)
+            if self.args.adversary_steps > 1 and os.path.isfile(opt_file):
+                params = [p for p in self.adversary.parameters() if p.requires_grad]
+                self._adversary_optimizer = torch.optim.Adam(params, lr=self.args.adversary_lr)
+                self._adversary_optimizer.load_state_dict(torch.load(opt_file, map_location="cpu"))
         state_file = os.path.join(resume_from_checkpoint, STATE_FILE)
         if os.path.isfile(state_file):
             with open(state_file) as f:

@@ -287,3 +287,33 @@ def test_resume_with_paired_batches_replays_the_same_batches(tiny_bert_dir, tmp_
 
     assert history(resumed, "loss")[-3:] == pytest.approx(history(full, "loss")[-3:], rel=1e-5)
     assert history(resumed, "clp_pairs")[-3:] == history(full, "clp_pairs")[-3:]
+
+
+def test_extra_adversary_steps_strengthen_the_adversary_and_resume(tiny_bert_dir, tmp_path):
+    rows = biased_rows(32, 0.9, seed=12)
+    common = dict(
+        max_steps=2,
+        per_device_train_batch_size=16,
+        adversary_weight=0.5,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+    )
+    one = build_trainer(tiny_bert_dir, rows, None, tmp_path / "one", adversary_steps=1, **common)
+    one.train()
+    five = build_trainer(tiny_bert_dir, rows, None, tmp_path / "five", adversary_steps=5, adversary_lr=0.01, **common)
+    five.train()
+    first = [h["adversary_loss"] for h in one.state.log_history if "adversary_loss" in h][0]
+    first5 = [h["adversary_loss"] for h in five.state.log_history if "adversary_loss" in h][0]
+    assert first5 < first  # four extra updates on the batch before the joint step
+    ckpt = tmp_path / "five" / "checkpoint-1"
+    assert (ckpt / "fairtune_adversary_optimizer.pt").is_file()
+    resumed = build_trainer(
+        tiny_bert_dir, rows, None, tmp_path / "five", adversary_steps=5, adversary_lr=0.01, **common
+    )
+    resumed.train(resume_from_checkpoint=str(ckpt))
+    a = [h["loss"] for h in five.state.log_history if "loss" in h]
+    b = [h["loss"] for h in resumed.state.log_history if "loss" in h]
+    assert b[-1] == pytest.approx(a[-1], rel=1e-5)
+    with pytest.raises(ValueError, match="`adversary_steps`"):
+        build_trainer(tiny_bert_dir, rows, None, tmp_path / "bad", adversary_steps=0, adversary_weight=0.5)

@@ -36,6 +36,7 @@ CASES: dict[str, dict] = {
         "adversary_label_conditioned": True,
         "num_adversaries": 2,
     },
+    "adversary_steps": {"adversary_weight": 1.0, "adversary_hidden_size": 16, "adversary_steps": 3},
     "all": {
         "dp_weight": 0.5,
         "eo_weight": 0.5,
