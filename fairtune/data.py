@@ -69,6 +69,28 @@ def load_raw_datasets(data_args) -> DatasetDict:
     return out
 
 
+def flatten_squad(data: dict) -> list[dict[str, Any]]:
+    """Rows (`id`, `title`, `context`, `question`, `answers`) from SQuAD's nested JSON (`data/paragraphs/qas`)."""
+    rows = []
+    for article in data["data"]:
+        for para in article.get("paragraphs", []):
+            for qa in para.get("qas", []):
+                answers = qa.get("answers", [])
+                rows.append(
+                    {
+                        "id": str(qa["id"]),
+                        "title": article.get("title", ""),
+                        "context": para["context"],
+                        "question": qa["question"],
+                        "answers": {
+                            "text": [a["text"] for a in answers],
+                            "answer_start": [int(a["answer_start"]) for a in answers],
+                        },
+                    }
+                )
+    return rows
+
+
 def _missing(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 

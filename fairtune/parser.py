@@ -66,12 +66,7 @@ def _coerce(cls, name: str, value: str) -> Any:
         return [v.strip() for v in value.split(",") if v.strip()]
     if str in args:
         return None if value in ("None", "null") and type(None) in args else value
-    loaded = yaml.safe_load(value)
-    if isinstance(loaded, str) and float in args:
-        try:  # YAML 1.1 reads `1e-3` as a string
-            return float(loaded)
-        except ValueError:
-            pass
+    loaded = yaml.safe_load(value)  # `1e-3` stays a string here (YAML 1.1); parse_config makes float fields floats
     return [loaded] if allows_list and not isinstance(loaded, list) and loaded is not None else loaded
 
 

@@ -20,7 +20,6 @@ from fairtune.tasks import get_adapter
 from fairtune.trainer import FairTrainer
 
 logger = logging.getLogger(__name__)
-CONFIG_FILE = "fairtune_config.json"
 
 
 def load_tokenizer(model_args: ModelArguments):
@@ -130,9 +129,9 @@ def run_training(
         processing_class=tokenizer,
         data_collator=adapter.collator(tokenizer),
     )
-    if trainer.is_world_process_zero():
+    if trainer.is_world_process_zero():  # written before training, so a failed run still says what it was
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
+        trainer.save_fairtune_config(str(out_dir))
 
     results: dict[str, Any] = {}
     if "train" in processed:
@@ -167,22 +166,14 @@ def run_training(
 
 
 def evaluate_split(trainer: FairTrainer, dataset, split: str) -> dict[str, Any]:
-    """Predict on a split and compute the full nested report (per-group table, probe, objective values)."""
-    pred = trainer.predict(dataset, metric_key_prefix=split)
+    """Predict on a split and return its report: the evaluation metrics (no prefix) with the nested per-group
+    table, the leakage probe and the objective values."""
+    trainer.nested_report = True
+    try:
+        pred = trainer.predict(dataset, metric_key_prefix=split)
+    finally:
+        trainer.nested_report = False
     metrics = {k.removeprefix(f"{split}_"): v for k, v in (pred.metrics or {}).items()}
-    if pred.label_ids is None:
-        return {"split": split, **metrics}
-    label_ids = pred.label_ids if isinstance(pred.label_ids, tuple) else (pred.label_ids,)
-    labels = dict(zip(trainer.args.label_names, label_ids))
-    preds = pred.predictions if isinstance(pred.predictions, tuple) else (pred.predictions,)
-    main = preds[:-1] if len(preds) > 1 else preds
-    nested = trainer.adapter.evaluate(
-        main if len(main) > 1 else main[0],
-        labels,
-        group_names=trainer.group_names,
-        label_list=trainer.label_list,
-        trainer=trainer,
-        nested=True,
-    )
-    report = {"split": split, **metrics, **nested}
-    return {k: v for k, v in report.items() if not k.startswith("group_") or k in ("group_names",)}
+    # the flat `group_<name>_<stat>` keys repeat `per_group`: the report keeps the table only
+    flat = {f"group_{g}_{stat}" for g, row in metrics.get("per_group", {}).items() for stat in row}
+    return {"split": split, **{k: v for k, v in metrics.items() if k not in flat}}

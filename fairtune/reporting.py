@@ -6,14 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fairtune.metrics.group import HEADLINE_METRICS
+
 HEADLINE = (
-    "accuracy",
-    "macro_f1",
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "tpr_gap_rms",
+    *HEADLINE_METRICS,
     "flip_rate",
     "ctf_gap",
     "leakage_probe_accuracy",

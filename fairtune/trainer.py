@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 ADVERSARY_FILE = "fairtune_adversary.safetensors"
 STATE_FILE = "fairtune_state.json"
+CONFIG_FILE = "fairtune_config.json"
 ADVERSARY_OPTIMIZER_FILE = "fairtune_adversary_optimizer.pt"
 WEIGHT_KEY = "sample_weight"
 KEEP_KEY = "fairtune_keep"  # rows to count; False on rows accelerate repeated to even out the last batch
@@ -121,6 +122,8 @@ class FairTrainer(Trainer):
         self._few_group_batches = 0
         self._in_checkpoint = False
         self._adversary_optimizer: torch.optim.Optimizer | None = None
+        #: when True, evaluation metrics also carry the nested `per_group` table (for reports, not for logging)
+        self.nested_report = False
         if kwargs.get("compute_metrics") is None:
             kwargs["compute_metrics"] = self._compute_fair_metrics
         super().__init__(model=model, args=args, **kwargs)
@@ -423,6 +426,7 @@ class FairTrainer(Trainer):
             group_names=self.group_names,
             label_list=self.label_list,
             trainer=self,
+            nested=self.nested_report,
         )
         groups = labels.get(GROUP_KEY)
         if self.args.leakage_probe and pooled is not None and groups is not None and self.num_groups >= 2:
@@ -542,7 +546,7 @@ class FairTrainer(Trainer):
 
             torch.save(scrub_token(self.args), os.path.join(output_dir, "training_args.bin"))  # never pickle a token
         if self.args.should_save:
-            self._write_fairtune_config(output_dir)
+            self.save_fairtune_config(output_dir)
         if self._in_checkpoint and self.args.should_save:
             if adv_state:
                 save_file(
@@ -561,7 +565,7 @@ class FairTrainer(Trainer):
         finally:
             self._in_checkpoint = False
 
-    def _write_fairtune_config(self, output_dir: str) -> None:
+    def save_fairtune_config(self, output_dir: str) -> None:
         """The resolved configuration beside the saved model (the model card and reproductions read it)."""
         from fairtune.parser import config_to_dict
 
@@ -569,7 +573,7 @@ class FairTrainer(Trainer):
         if config is None:
             config = config_to_dict(self.args)
             config.update(group_names=self.group_names, label_list=self.label_list, task=self.adapter.name)
-        with open(os.path.join(output_dir, "fairtune_config.json"), "w") as f:
+        with open(os.path.join(output_dir, CONFIG_FILE), "w") as f:
             json.dump(config, f, indent=2, default=str)
 
     def fairtune_state(self) -> dict[str, Any]:
@@ -635,7 +639,7 @@ class FairTrainer(Trainer):
             src = os.path.join(checkpoint_folder, name)
             if os.path.isfile(src) and not is_training_state(name):
                 shutil.copy2(src, os.path.join(out, name))
-        self._write_fairtune_config(out)
+        self.save_fairtune_config(out)
         self.push_to_hub(commit_message=f"Training in progress, step {self.state.global_step}")
 
     def push_to_hub(

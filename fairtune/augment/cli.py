@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fairtune.augment.datasets import CF_EDITS, CF_SOURCE, MODES, TASKS, normalize_mode
+from fairtune.data import flatten_squad
 
 FORMATS = (".json", ".jsonl", ".parquet", ".csv")
 
@@ -51,27 +52,6 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _flatten_squad(data: dict) -> list[dict]:
-    rows = []
-    for article in data["data"]:
-        for para in article.get("paragraphs", []):
-            for qa in para.get("qas", []):
-                answers = qa.get("answers", [])
-                rows.append(
-                    {
-                        "id": str(qa["id"]),
-                        "title": article.get("title", ""),
-                        "context": para["context"],
-                        "question": qa["question"],
-                        "answers": {
-                            "text": [a["text"] for a in answers],
-                            "answer_start": [int(a["answer_start"]) for a in answers],
-                        },
-                    }
-                )
-    return rows
-
-
 def read_rows(path: Path, task: str) -> Any:
     """Load IN as a `datasets.Dataset` (SQuAD v1 nested JSON is flattened for `--task qa`)."""
     from datasets import Dataset
@@ -96,7 +76,7 @@ def read_rows(path: Path, task: str) -> Any:
             if task != "qa" or not data["data"] or "paragraphs" not in data["data"][0]:
                 rows = data["data"]
             else:
-                rows = _flatten_squad(data)
+                rows = flatten_squad(data)
         elif isinstance(data, list):
             rows = data
         else:

@@ -66,12 +66,25 @@ def comparison_table(reports: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def write_demo_data(folder: Path) -> list[Path]:
+    """The demo's splits as jsonl files: the exact rows trained on, for `fairtune evaluate` and friends."""
+    from fairtune.demo_data import load_demo_dataset
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, ds in load_demo_dataset().items():
+        paths.append(folder / f"{split}.jsonl")
+        ds.to_json(str(paths[-1]))
+    return paths
+
+
 def run(args: argparse.Namespace) -> int:
     """Train every demo run, then print and write the comparison."""
     from fairtune.parser import parse_config
     from fairtune.pipeline import run_training
 
     out = Path(args.output_dir)
+    write_demo_data(out / "data")
     names = args.runs.split(",") if args.runs else list(RUNS)
     reports: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {}

@@ -15,6 +15,16 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 MISSING_GROUP = -1
+#: the headline metrics `group_fairness_metrics` returns, in report order
+HEADLINE_METRICS = (
+    "accuracy",
+    "macro_f1",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "tpr_gap_rms",
+)
 
 
 def _is_missing(g: Any) -> bool:

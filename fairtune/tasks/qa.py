@@ -31,6 +31,7 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoModelForQuestionAnswering
 
+from fairtune.data import flatten_squad
 from fairtune.metrics.squad import squad_scores
 from fairtune.tasks.base import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, TaskAdapter, TaskOutputs
 from fairtune.tasks.ner import CLP_WORD_KEY, SPAN_OBJECTIVES, TokenExtrasCollator, group_metric_table
@@ -39,28 +40,6 @@ FEATURE_ID_KEY = "feature_id"
 QA_COLUMNS = ("question", "context", "answers")
 _WORD = re.compile(r"\S+")
 _NEG = -1e4  # log-probability of words outside a pair's shared support (exp() == 0, finite in the KL)
-
-
-def flatten_squad(data: dict) -> list[dict[str, Any]]:
-    """Rows (`id`, `title`, `context`, `question`, `answers`) from SQuAD's nested JSON (`data/paragraphs/qas`)."""
-    rows = []
-    for article in data["data"]:
-        for para in article.get("paragraphs", []):
-            for qa in para.get("qas", []):
-                answers = qa.get("answers", [])
-                rows.append(
-                    {
-                        "id": str(qa["id"]),
-                        "title": article.get("title", ""),
-                        "context": para["context"],
-                        "question": qa["question"],
-                        "answers": {
-                            "text": [a["text"] for a in answers],
-                            "answer_start": [int(a["answer_start"]) for a in answers],
-                        },
-                    }
-                )
-    return rows
 
 
 def squad_to_jsonl(src: str | Path, dst: str | Path, limit: int | None = None) -> Path:

@@ -12,17 +12,10 @@ from fairtune.evaluation.models import LoadedModel, require_kind
 from fairtune.evaluation.predict import classifier_probs
 from fairtune.evaluation.tables import encode_labels, load_table, require_columns
 from fairtune.metrics.bootstrap import bootstrap_intervals
+from fairtune.metrics.group import HEADLINE_METRICS
 
 NAME = "group"
-HEADLINE = (
-    "accuracy",
-    "macro_f1",
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "tpr_gap_rms",
-)
+HEADLINE = HEADLINE_METRICS
 
 
 @dataclass
