@@ -7,8 +7,9 @@ Load offline by path: `evaluate.load("<site-packages>/fairtune/metrics/modules/b
 import datasets
 import evaluate
 
+from fairtune.metrics.modules import metric_info
+
 _DESCRIPTION = "BBQ accuracy and ambiguous/disambiguated bias scores (Parrish et al. 2022), overall and per category."
-_CITATION = "See the fairtune README, section Metrics, for the paper this metric follows."
 _KWARGS_DESCRIPTION = """
 Example:
     >>> metric = evaluate.load(path_to_this_folder)
@@ -21,20 +22,17 @@ class Bbq(evaluate.Metric):
     """BBQ accuracy and ambiguous/disambiguated bias scores (Parrish et al. 2022), overall and per category."""
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("int64"),
-                    "references": datasets.Value("int64"),
-                    "biased_answers": datasets.Value("int64"),
-                    "unknown_answers": datasets.Value("int64"),
-                    "context_conditions": datasets.Value("string"),
-                    "categories": datasets.Value("string"),
-                }
-            ),
+        return metric_info(
+            _DESCRIPTION,
+            _KWARGS_DESCRIPTION,
+            {
+                "predictions": datasets.Value("int64"),
+                "references": datasets.Value("int64"),
+                "biased_answers": datasets.Value("int64"),
+                "unknown_answers": datasets.Value("int64"),
+                "context_conditions": datasets.Value("string"),
+                "categories": datasets.Value("string"),
+            },
         )
 
     def _compute(self, predictions, references, biased_answers, unknown_answers, context_conditions, categories):

@@ -7,10 +7,11 @@ Load offline by path: `evaluate.load("<site-packages>/fairtune/metrics/modules/c
 import datasets
 import evaluate
 
+from fairtune.metrics.modules import metric_info
+
 _DESCRIPTION = (
     "Counterfactual consistency: flip_rate and ctf_gap between predictions on original and attribute-swapped inputs."
 )
-_CITATION = "See the fairtune README, section Metrics, for the paper this metric follows."
 _KWARGS_DESCRIPTION = """
 Example:
     >>> metric = evaluate.load(path_to_this_folder)
@@ -23,16 +24,13 @@ class CounterfactualConsistency(evaluate.Metric):
     """Counterfactual consistency: flip_rate and ctf_gap between predictions on original and attribute-swapped inputs."""
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "probs_original": datasets.Sequence(datasets.Value("float64")),
-                    "probs_counterfactual": datasets.Sequence(datasets.Value("float64")),
-                }
-            ),
+        return metric_info(
+            _DESCRIPTION,
+            _KWARGS_DESCRIPTION,
+            {
+                "probs_original": datasets.Sequence(datasets.Value("float64")),
+                "probs_counterfactual": datasets.Sequence(datasets.Value("float64")),
+            },
         )
 
     def _compute(self, probs_original, probs_counterfactual, axes=None):

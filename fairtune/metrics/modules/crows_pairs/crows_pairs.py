@@ -7,10 +7,11 @@ Load offline by path: `evaluate.load("<site-packages>/fairtune/metrics/modules/c
 import datasets
 import evaluate
 
+from fairtune.metrics.modules import metric_info
+
 _DESCRIPTION = (
     "CrowS-Pairs score (Nangia et al. 2020): percentage of pairs where the more stereotypical sentence scores higher."
 )
-_CITATION = "See the fairtune README, section Metrics, for the paper this metric follows."
 _KWARGS_DESCRIPTION = """
 Example:
     >>> metric = evaluate.load(path_to_this_folder)
@@ -23,17 +24,14 @@ class CrowsPairs(evaluate.Metric):
     """CrowS-Pairs score (Nangia et al. 2020): percentage of pairs where the more stereotypical sentence scores higher."""
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "scores_more": datasets.Value("float64"),
-                    "scores_less": datasets.Value("float64"),
-                    "bias_types": datasets.Value("string"),
-                }
-            ),
+        return metric_info(
+            _DESCRIPTION,
+            _KWARGS_DESCRIPTION,
+            {
+                "scores_more": datasets.Value("float64"),
+                "scores_less": datasets.Value("float64"),
+                "bias_types": datasets.Value("string"),
+            },
         )
 
     def _compute(self, scores_more, scores_less, bias_types):

@@ -7,8 +7,9 @@ Load offline by path: `evaluate.load("<site-packages>/fairtune/metrics/modules/g
 import datasets
 import evaluate
 
+from fairtune.metrics.modules import metric_info
+
 _DESCRIPTION = "Group fairness metrics: per-group accuracy, F1, TPR, FPR, selection rate; demographic parity, equalized odds, TPR gap RMS."
-_CITATION = "See the fairtune README, section Metrics, for the paper this metric follows."
 _KWARGS_DESCRIPTION = """
 Example:
     >>> metric = evaluate.load(path_to_this_folder)
@@ -21,17 +22,14 @@ class GroupFairness(evaluate.Metric):
     """Group fairness metrics: per-group accuracy, F1, TPR, FPR, selection rate; demographic parity, equalized odds, TPR gap RMS."""
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("int64"),
-                    "references": datasets.Value("int64"),
-                    "groups": datasets.Value("string"),
-                }
-            ),
+        return metric_info(
+            _DESCRIPTION,
+            _KWARGS_DESCRIPTION,
+            {
+                "predictions": datasets.Value("int64"),
+                "references": datasets.Value("int64"),
+                "groups": datasets.Value("string"),
+            },
         )
 
     def _compute(self, predictions, references, groups, labels=None):

@@ -7,8 +7,9 @@ Load offline by path: `evaluate.load("<site-packages>/fairtune/metrics/modules/n
 import datasets
 import evaluate
 
+from fairtune.metrics.modules import metric_info
+
 _DESCRIPTION = "Name-substitution NER probe: PERSON recall per name group and ner_name_recall_gap."
-_CITATION = "See the fairtune README, section Metrics, for the paper this metric follows."
 _KWARGS_DESCRIPTION = """
 Example:
     >>> metric = evaluate.load(path_to_this_folder)
@@ -21,11 +22,8 @@ class NerNameRecall(evaluate.Metric):
     """Name-substitution NER probe: PERSON recall per name group and ner_name_recall_gap."""
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"recalled": datasets.Value("bool"), "groups": datasets.Value("string")}),
+        return metric_info(
+            _DESCRIPTION, _KWARGS_DESCRIPTION, {"recalled": datasets.Value("bool"), "groups": datasets.Value("string")}
         )
 
     def _compute(self, recalled, groups):

@@ -7,8 +7,9 @@ Load offline by path: `evaluate.load("<site-packages>/fairtune/metrics/modules/s
 import datasets
 import evaluate
 
+from fairtune.metrics.modules import metric_info
+
 _DESCRIPTION = "StereoSet intrasentence ss, lms and icat (Nadeem et al. 2021), macro-averaged over target terms."
-_CITATION = "See the fairtune README, section Metrics, for the paper this metric follows."
 _KWARGS_DESCRIPTION = """
 Example:
     >>> metric = evaluate.load(path_to_this_folder)
@@ -21,19 +22,16 @@ class Stereoset(evaluate.Metric):
     """StereoSet intrasentence ss, lms and icat (Nadeem et al. 2021), macro-averaged over target terms."""
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "score_stereotype": datasets.Value("float64"),
-                    "score_anti_stereotype": datasets.Value("float64"),
-                    "score_unrelated": datasets.Value("float64"),
-                    "targets": datasets.Value("string"),
-                    "bias_types": datasets.Value("string"),
-                }
-            ),
+        return metric_info(
+            _DESCRIPTION,
+            _KWARGS_DESCRIPTION,
+            {
+                "score_stereotype": datasets.Value("float64"),
+                "score_anti_stereotype": datasets.Value("float64"),
+                "score_unrelated": datasets.Value("float64"),
+                "targets": datasets.Value("string"),
+                "bias_types": datasets.Value("string"),
+            },
         )
 
     def _compute(self, score_stereotype, score_anti_stereotype, score_unrelated, targets, bias_types):

@@ -7,8 +7,9 @@ Load offline by path: `evaluate.load("<site-packages>/fairtune/metrics/modules/s
 import datasets
 import evaluate
 
+from fairtune.metrics.modules import metric_info
+
 _DESCRIPTION = "Subgroup, BPSN and BNSP AUC per identity term (Borkan et al. 2019) and per-term calibration."
-_CITATION = "See the fairtune README, section Metrics, for the paper this metric follows."
 _KWARGS_DESCRIPTION = """
 Example:
     >>> metric = evaluate.load(path_to_this_folder)
@@ -21,17 +22,14 @@ class SubgroupAuc(evaluate.Metric):
     """Subgroup, BPSN and BNSP AUC per identity term (Borkan et al. 2019) and per-term calibration."""
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "references": datasets.Value("int64"),
-                    "scores": datasets.Value("float64"),
-                    "subgroups": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
+        return metric_info(
+            _DESCRIPTION,
+            _KWARGS_DESCRIPTION,
+            {
+                "references": datasets.Value("int64"),
+                "scores": datasets.Value("float64"),
+                "subgroups": datasets.Sequence(datasets.Value("string")),
+            },
         )
 
     def _compute(self, references, scores, subgroups, min_count=1):

@@ -7,8 +7,9 @@ Load offline by path: `evaluate.load("<site-packages>/fairtune/metrics/modules/u
 import datasets
 import evaluate
 
+from fairtune.metrics.modules import metric_info
+
 _DESCRIPTION = "UnQover position error, attribute error, mu and eta (Li et al. 2020) from subject span scores."
-_CITATION = "See the fairtune README, section Metrics, for the paper this metric follows."
 _KWARGS_DESCRIPTION = """
 Example:
     >>> metric = evaluate.load(path_to_this_folder)
@@ -21,21 +22,18 @@ class Unqover(evaluate.Metric):
     """UnQover position error, attribute error, mu and eta (Li et al. 2020) from subject span scores."""
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "subject1": datasets.Value("string"),
-                    "subject2": datasets.Value("string"),
-                    "template": datasets.Value("string"),
-                    "attribute": datasets.Value("string"),
-                    "negated": datasets.Value("bool"),
-                    "score1": datasets.Value("float64"),
-                    "score2": datasets.Value("float64"),
-                }
-            ),
+        return metric_info(
+            _DESCRIPTION,
+            _KWARGS_DESCRIPTION,
+            {
+                "subject1": datasets.Value("string"),
+                "subject2": datasets.Value("string"),
+                "template": datasets.Value("string"),
+                "attribute": datasets.Value("string"),
+                "negated": datasets.Value("bool"),
+                "score1": datasets.Value("float64"),
+                "score2": datasets.Value("float64"),
+            },
         )
 
     def _compute(self, subject1, subject2, template, attribute, negated, score1, score2):
