@@ -390,14 +390,15 @@ class FairTrainer(Trainer):
         super().log(logs, start_time)
 
     # ---- evaluation ------------------------------------------------------------------------------------------
-    def evaluation_loop(self, *args, **kwargs):
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
         """Add the objective values averaged over the evaluated batches to the loop's metrics."""
         self._metrics["eval"].clear()
-        output = super().evaluation_loop(*args, **kwargs)
-        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         for k, v in self._metrics["eval"].items():
             if v:
-                output.metrics[f"{prefix}_{k}"] = float(np.mean(v))
+                output.metrics[f"{metric_key_prefix}_{k}"] = float(np.mean(v))
         self._metrics["eval"].clear()
         return output
 
