@@ -17,6 +17,7 @@ CDA_MODES = ("none", "two_sided", "one_sided")
 GROUP_BALANCE = ("none", "reweight", "resample")
 KERNELS = ("gaussian", "laplacian")
 ADVERSARY_SCHEDULES = ("constant", "ganin")
+ADVERSARY_INPUTS = ("representation", "logits")
 
 # Objective weight fields (0 = off); a task adapter declares which it supports.
 OBJECTIVE_WEIGHTS = (
@@ -189,6 +190,11 @@ class FairTrainingArguments(TrainingArguments):
             their own Adam state, inside the wrapped forward; gradients summed over processes).
         adversary_warmup_ratio: fraction of training over which the reversal strength ramps linearly from 0 (the
             adversary first learns to read the group, then the encoder is pushed against it).
+        adversary_input: `representation` (the pooled hidden state: removes the group from what the model knows) or
+            `logits` (the predicted log-probabilities, Zhang et al. 2018's architecture: removes the group from what
+            the model decides; with `adversary_label_conditioned` it targets equalized odds). Classification only.
+        adversary_balance: weight the adversary's rows so every group (x label when label-conditioned) cell of the
+            training data counts equally; on skewed data the adversary otherwise only has to beat the majority.
 
     Data balance:
         group_balance: `none`, `reweight` (loss weights by group x label) or `resample` (sampler by group x label).
@@ -217,6 +223,8 @@ class FairTrainingArguments(TrainingArguments):
     adversary_mode: str = field(default="reversal", metadata={"help": "reversal | confusion"})
     adversary_steps: int = field(default=1, metadata={"help": "Adversary updates per model update."})
     adversary_warmup_ratio: float = field(default=0.0, metadata={"help": "Linear warm-up of the reversal."})
+    adversary_input: str = field(default="representation", metadata={"help": "representation | logits"})
+    adversary_balance: bool = field(default=False, metadata={"help": "Balance the adversary's group cells."})
     group_balance: str = field(default="none", metadata={"help": "none | reweight | resample"})
     min_group_count: int = field(default=2, metadata={"help": "Warn when a micro-batch holds fewer of a group."})
     leakage_probe: bool = field(default=True, metadata={"help": "Fit a post-hoc probe for group leakage."})
@@ -238,6 +246,10 @@ class FairTrainingArguments(TrainingArguments):
             _fail("adversary_steps", f"must be >= 1, got {self.adversary_steps}.")
         if self.adversary_mode not in ("reversal", "confusion"):
             _fail("adversary_mode", f"unknown mode {self.adversary_mode!r}; choose reversal or confusion.")
+        if self.adversary_input not in ADVERSARY_INPUTS:
+            _fail(
+                "adversary_input", f"unknown input {self.adversary_input!r}; choose {' or '.join(ADVERSARY_INPUTS)}."
+            )
         if not 0 <= self.adversary_warmup_ratio <= 1:
             _fail("adversary_warmup_ratio", f"must be in [0, 1], got {self.adversary_warmup_ratio}.")
         if self.metric_for_best_model in ("dto", "eval_dto") and self.greater_is_better is None:

@@ -65,12 +65,27 @@ def with_fairtune_outputs(output, pooled: torch.Tensor, adv_logits: torch.Tensor
     return output
 
 
-class RepresentationHooks:
-    """Installs the hooks; `pool_fn(hidden, attention_mask)` chooses the pooling (the task adapter's)."""
+def adversary_source(output, pooled: torch.Tensor, adversary_input: str) -> torch.Tensor:
+    """What the adversary reads: the pooled representation, or the model's predicted log-probabilities (Zhang et
+    al. 2018; shift-invariant, so the encoder cannot hide the group in the logits' free offset)."""
+    if adversary_input == "logits":
+        return output["logits"].float().log_softmax(-1)
+    return pooled
 
-    def __init__(self, model: nn.Module, pool_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]) -> None:
+
+class RepresentationHooks:
+    """Installs the hooks; `pool_fn(hidden, attention_mask)` chooses the pooling (the task adapter's) and
+    `adversary_input` what the adversary reads (`representation` or `logits`)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        pool_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+        adversary_input: str = "representation",
+    ) -> None:
         self.model = model
         self.pool_fn = pool_fn
+        self.adversary_input = adversary_input
         self._hidden: torch.Tensor | None = None
         self.extra: dict = {}
         # Set by the trainer before each training forward: called with (adversary, detached pooled vector) to
@@ -92,9 +107,12 @@ class RepresentationHooks:
             return output
         pooled = self.pool_fn(hidden, kwargs.get("attention_mask"))
         adversary = getattr(module, ADVERSARY_ATTR, None)
-        if adversary is not None and self.before_adversary is not None and module.training:
-            self.before_adversary(adversary, pooled.detach())
-        return with_fairtune_outputs(output, pooled, adversary(pooled) if adversary is not None else None)
+        if adversary is None:
+            return with_fairtune_outputs(output, pooled, None)
+        source = adversary_source(output, pooled, self.adversary_input)
+        if self.before_adversary is not None and module.training:
+            self.before_adversary(adversary, source.detach())
+        return with_fairtune_outputs(output, pooled, adversary(source))
 
     def remove(self) -> None:
         for h in self._handles:

@@ -401,6 +401,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _clipped_spread(config: dict[str, Any], metric: str) -> list[list[float]]:
+    """Error bar of one configuration: the seed std, clipped to the seeds' own range (a gap never drawn below 0)."""
+    mean, std = config["mean"][metric], config["std"].get(metric) or 0.0
+    lo, hi = config.get("min", {}).get(metric, mean - std), config.get("max", {}).get(metric, mean + std)
+    return [[max(0.0, min(std, mean - lo))], [max(0.0, min(std, hi - mean))]]
+
+
 def plot_frontier(summary: dict[str, Any], path: Path) -> Path | None:
     """Task metric against fairness gap: seed runs as dots, configuration means with std error bars, Pareto marked."""
     perf, fair = summary.get("performance_metric"), summary.get("fairness_metric")
@@ -416,26 +423,29 @@ def plot_frontier(summary: dict[str, Any], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     runs = [r for r in summary["runs"] if r["status"] == "done" and perf in r["metrics"] and fair in r["metrics"]]
     ax.scatter([r["metrics"][fair] for r in runs], [r["metrics"][perf] for r in runs], s=10, c="0.6", label="runs")
+    labels: dict[tuple[float, float], list[str]] = {}
     for c in ready:
         on = bool(c.get("pareto"))
+        x, y = c["mean"][fair], c["mean"][perf]
         ax.errorbar(
-            c["mean"][fair],
-            c["mean"][perf],
-            xerr=c["std"].get(fair, 0.0),
-            yerr=c["std"].get(perf, 0.0),
+            x,
+            y,
+            xerr=_clipped_spread(c, fair),
+            yerr=_clipped_spread(c, perf),
             fmt="o" if on else "s",
             color="tab:red" if on else "tab:blue",
             mfc="tab:red" if on else "none",
             capsize=3,
         )
-        ax.annotate(c["name"], (c["mean"][fair], c["mean"][perf]), textcoords="offset points", xytext=(5, 4),
-                    fontsize=7)  # fmt: skip
+        labels.setdefault((round(x, 3), round(y, 3)), []).append(c["name"])
         if c["name"] == sel:
-            ax.scatter([c["mean"][fair]], [c["mean"][perf]], s=260, facecolors="none", edgecolors="k", lw=1.5)
+            ax.scatter([x], [y], s=260, facecolors="none", edgecolors="k", lw=1.5)
+    for (x, y), names in labels.items():  # configurations at the same point share one label
+        ax.annotate("; ".join(names), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
     front = sorted((c for c in ready if c.get("pareto")), key=lambda c: c["mean"][fair])
     if len(front) > 1:
         ax.plot([c["mean"][fair] for c in front], [c["mean"][perf] for c in front], "--", c="tab:red", lw=1)
-    ax.plot([], [], "o", c="tab:red", label="Pareto (mean ± std)")
+    ax.plot([], [], "o", c="tab:red", label="Pareto (mean ± std within seed range)")
     ax.plot([], [], "s", mfc="none", c="tab:blue", label="dominated")
     if sel:
         ax.scatter([], [], s=120, facecolors="none", edgecolors="k", label="selected")

@@ -29,6 +29,7 @@ from fairtune.objectives import group as G
 from fairtune.objectives.adversarial import (
     Adversary,
     adversary_loss,
+    cell_balance_weights,
     confusion_loss,
     ganin_schedule,
     leakage_probe,
@@ -101,11 +102,12 @@ class FairTrainer(Trainer):
         self.group_dro = G.GroupDRO(self.num_groups, args.group_dro_step_size) if args.group_dro_weight > 0 else None
         self.adversary: Adversary | None = None
         if args.adversary_weight > 0:
-            num_labels = getattr(model.config, "num_labels", 1) if args.adversary_label_conditioned else 1
+            num_model_labels = getattr(model.config, "num_labels", 1)
+            num_labels = num_model_labels if args.adversary_label_conditioned else 1
             with torch.random.fork_rng(devices=[]):  # reproducible, identical on every process
                 torch.manual_seed(args.seed)
                 self.adversary = Adversary(
-                    input_size=model.config.hidden_size,
+                    input_size=num_model_labels if args.adversary_input == "logits" else model.config.hidden_size,
                     num_groups=self.num_groups,
                     hidden_size=args.adversary_hidden_size,
                     num_layers=args.adversary_layers,
@@ -117,11 +119,14 @@ class FairTrainer(Trainer):
             # by DDP/DeepSpeed, called inside the forward (a hook). `_save` keeps it out of the saved model.
             model.add_module(ADVERSARY_ATTR, self.adversary)
         is_decoder = is_decoder_model(model)
-        self.hooks = RepresentationHooks(model, lambda h, m: self.adapter.pool(h, m, is_decoder))
+        self.hooks = RepresentationHooks(
+            model, lambda h, m: self.adapter.pool(h, m, is_decoder), adversary_input=args.adversary_input
+        )
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
         self._few_group_batches = 0
         self._in_checkpoint = False
         self._adversary_optimizer: torch.optim.Optimizer | None = None
+        self._adversary_cells: torch.Tensor | None = None  # adversary_balance: [labels, groups] weights
         #: when True, evaluation metrics also carry the nested `per_group` table (for reports, not for logging)
         self.nested_report = False
         if kwargs.get("compute_metrics") is None:
@@ -137,6 +142,11 @@ class FairTrainer(Trainer):
             raise ValueError(
                 f"{', '.join(f'`{w}`' for w in unsupported)}: not supported for the {self.adapter.name} task "
                 f"(supported: {', '.join(sorted(self.adapter.supported_objectives))}); set it to 0."
+            )
+        if args.adversary_input == "logits" and args.adversary_weight > 0 and self.adapter.name != "classification":
+            raise ValueError(
+                f"`adversary_input: logits` is for sequence classification (the {self.adapter.name} task predicts "
+                "per token or per span); use `adversary_input: representation`."
             )
         if args.adversary_label_conditioned and args.adversary_weight > 0 and not self.adapter.has_class_labels:
             raise ValueError(f"`adversary_label_conditioned`: the {self.adapter.name} task has no class labels.")
@@ -227,7 +237,9 @@ class FairTrainer(Trainer):
                 fair.get(GROUP_KEY),
                 labels.get("labels") if self.args.adversary_label_conditioned else None,
             )
-            self.hooks.before_adversary = lambda adv, rep: self._adversary_inner_steps(adv, rep, *targets)
+            self.hooks.before_adversary = lambda adv, rep: self._adversary_inner_steps(
+                adv, rep, *targets, self._adversary_row_weights(*targets)
+            )
         if self.adversary is not None:
             self.adversary.strength = self._adversary_strength()
         outputs = model(**inputs)
@@ -263,10 +275,11 @@ class FairTrainer(Trainer):
         if self.adversary is not None:
             adv_out = outputs[ADV_LOGITS_KEY]
             adv_labels = task.labels if self.args.adversary_label_conditioned else None
-            lsum, correct, valid = adversary_loss(adv_out[0], groups, adv_labels)
+            row_weights = self._adversary_row_weights(groups, adv_labels)
+            lsum, correct, valid = adversary_loss(adv_out[0], groups, adv_labels, row_weights)
             total = total + lsum / num_items_in_batch["adversary"].clamp(min=1) * world
             if adv_out.shape[0] > 1:  # confusion mode: the encoder is pushed towards uniform group predictions
-                conf = confusion_loss(adv_out[1], groups, adv_labels)
+                conf = confusion_loss(adv_out[1], groups, adv_labels, row_weights)
                 total = total + self.adversary.strength * conf / num_items_in_batch["adversary"].clamp(min=1) * world
                 logs["adversary_confusion"] = float(conf.detach()) / max(float(valid), 1.0)
             if self.args.num_adversaries > 1:
@@ -295,7 +308,25 @@ class FairTrainer(Trainer):
             return total, out
         return total
 
-    def _adversary_inner_steps(self, adversary, rep: torch.Tensor, groups, labels) -> None:
+    def _adversary_row_weights(self, groups: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """`adversary_balance`: each row's weight from the training data's (label, group) cell counts (label only
+        when the adversary is label-conditioned), identical on every process."""
+        if not self.args.adversary_balance or groups is None:
+            return None
+        if self._adversary_cells is None:
+            ds = self.train_dataset
+            if ds is None or GROUP_KEY not in ds.column_names:
+                raise ValueError("`adversary_balance` needs a training set with a group column.")
+            y = None
+            if self.args.adversary_label_conditioned and "labels" in ds.column_names:
+                y = torch.as_tensor(list(ds["labels"]))
+            self._adversary_cells = cell_balance_weights(torch.as_tensor(list(ds[GROUP_KEY])), y, self.num_groups)
+        table = self._adversary_cells.to(groups.device)
+        g = groups.long().clamp(min=0, max=table.shape[1] - 1)
+        y = torch.zeros_like(g) if labels is None else labels.long().clamp(min=0, max=table.shape[0] - 1)
+        return table[y, g]
+
+    def _adversary_inner_steps(self, adversary, rep: torch.Tensor, groups, labels, row_weights=None) -> None:
         """`adversary_steps - 1` extra updates of the adversary alone on the detached representation, before the
         joint step: a stronger adversary the encoder cannot beat by flipping groups. Gradients are summed over
         processes by hand (each process divides by the global count), so every copy takes the same step."""
@@ -306,7 +337,7 @@ class FairTrainer(Trainer):
             self._adversary_optimizer = torch.optim.Adam(params, lr=self.args.adversary_lr)
         for _ in range(self.args.adversary_steps - 1):
             logits = adversary(rep)[0]
-            lsum, _, valid = adversary_loss(logits, groups.long(), labels)
+            lsum, _, valid = adversary_loss(logits, groups.long(), labels, row_weights)
             loss = lsum / all_sum(valid.clone()).clamp(min=1)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             for p, g in zip(params, grads):

@@ -10,6 +10,7 @@ from fairtune.objectives import group as G
 from fairtune.objectives.adversarial import (
     Adversary,
     adversary_loss,
+    cell_balance_weights,
     confusion_loss,
     ganin_schedule,
     grad_reverse,
@@ -220,3 +221,32 @@ def test_confusion_mode_trains_adversary_on_detached_rep_and_encoder_towards_uni
     # uniform logits give exactly log(G) per row
     flat = torch.zeros(1, 3, 1, 2)
     assert confusion_loss(flat, torch.tensor([0, 1, 1])).item() == pytest.approx(3 * math.log(2))
+
+
+def test_cell_balance_weights_make_every_cell_count_equally():
+    groups = torch.tensor([0] * 9 + [1] * 1 + [0] * 2 + [1] * 8 + [-1])
+    labels = torch.tensor([0] * 10 + [1] * 10 + [0])
+    table = cell_balance_weights(groups, labels, num_groups=2)
+    # 20 grouped rows, 4 cells: n / (cells * n_cell)
+    expected = torch.tensor([[20 / (4 * 9), 20 / (4 * 1)], [20 / (4 * 2), 20 / (4 * 8)]])
+    assert torch.allclose(table, expected)
+    w = table[labels[:-1], groups[:-1]]
+    for y in (0, 1):  # each cell's total weight is n / cells
+        for g in (0, 1):
+            cell = (labels[:-1] == y) & (groups[:-1] == g)
+            assert w[cell].sum().item() == pytest.approx(5.0)
+    # without labels: one slot, groups only; an empty cell gets weight 0
+    assert torch.allclose(cell_balance_weights(torch.tensor([0, 0, 0, 1]), None, 3), torch.tensor([[4 / 6, 2.0, 0]]))
+
+
+def test_adversary_loss_row_weights_scale_rows_not_counts():
+    logits = torch.randn(1, 4, 1, 2)
+    groups = torch.tensor([0, 1, 1, -1])
+    w = torch.tensor([2.0, 0.5, 1.0, 7.0])
+    lsum, correct, valid = adversary_loss(logits, groups, None, w)
+    ce = torch.nn.functional.cross_entropy(logits[0, :3, 0], groups[:3], reduction="none")
+    assert lsum.item() == pytest.approx((ce * w[:3]).sum().item(), rel=1e-5)
+    assert valid.item() == 3 and correct.item() == adversary_loss(logits, groups)[1].item()
+    conf = confusion_loss(logits, groups, None, w)
+    per_row = -logits[0, :, 0].log_softmax(-1).mean(-1)
+    assert conf.item() == pytest.approx((per_row[:3] * w[:3]).sum().item(), rel=1e-5)

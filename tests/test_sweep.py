@@ -236,3 +236,13 @@ def test_readme_sweep_commands_parse(tmp_path):
         assert (repo / args.recipe).is_file(), args.recipe
         for run in plan_runs(parse_grid(args.grid), parse_seeds(args.seeds, 42), tmp_path):
             parse_config(repo / args.recipe, [*rest, *run.tokens([])[:-2]])
+
+
+def test_frontier_error_bars_stay_inside_the_seed_range():
+    from fairtune.sweep import _clipped_spread
+
+    config = {"mean": {"gap": 0.2}, "std": {"gap": 0.3}, "min": {"gap": 0.0}, "max": {"gap": 0.6}}
+    (low,), (high,) = _clipped_spread(config, "gap")
+    assert low == pytest.approx(0.2) and high == pytest.approx(0.3)  # never drawn below the best seed (0)
+    one = {"mean": {"gap": 0.2}, "std": {"gap": 0.0}, "min": {"gap": 0.2}, "max": {"gap": 0.2}}
+    assert _clipped_spread(one, "gap") == [[0.0], [0.0]]

@@ -240,6 +240,11 @@ def test_unsupported_objective_fails_at_start_up(tmp_path):
     args = FairTrainingArguments(output_dir=str(tmp_path / "o"), dp_weight=1.0, use_cpu=True, report_to="none")
     with pytest.raises(ValueError, match=r"`dp_weight`: not supported for the ner task"):
         FairTrainer(model=model, args=args, task_adapter=NerAdapter(), group_names=["f", "m"])
+    args = FairTrainingArguments(
+        output_dir=str(tmp_path / "o"), adversary_weight=1.0, adversary_input="logits", use_cpu=True, report_to="none"
+    )
+    with pytest.raises(ValueError, match=r"`adversary_input: logits` is for sequence classification"):
+        FairTrainer(model=model, args=args, task_adapter=NerAdapter(), group_names=["f", "m"])
 
 
 @pytest.mark.skipif(not WNUT.is_dir(), reason="needs ../shared/data/wnut17")

@@ -317,3 +317,78 @@ def test_extra_adversary_steps_strengthen_the_adversary_and_resume(tiny_bert_dir
     assert b[-1] == pytest.approx(a[-1], rel=1e-5)
     with pytest.raises(ValueError, match="`adversary_steps`"):
         build_trainer(tiny_bert_dir, rows, None, tmp_path / "bad", adversary_steps=0, adversary_weight=0.5)
+
+
+def test_logits_adversary_reads_the_predicted_log_probabilities(tiny_bert_dir, tmp_path):
+    """`adversary_input: logits` (Zhang et al. 2018): the adversary sees log-softmax of the logits, label-conditioned
+    heads per class, and its reversed gradient reaches the classifier head and the encoder."""
+    trainer = build_trainer(
+        tiny_bert_dir,
+        biased_rows(16, 0.9),
+        None,
+        tmp_path,
+        adversary_weight=1.0,
+        adversary_input="logits",
+        adversary_label_conditioned=True,
+    )
+    adv = trainer.adversary
+    assert adv.heads[0][0].in_features == 2  # two classes, not the hidden size
+    batch = next(iter(trainer.get_train_dataloader()))
+    model = trainer.model.train()
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    torch.manual_seed(0)
+    out = model(**inputs)
+    expected = adv(out.logits.float().log_softmax(-1))
+    assert torch.allclose(out["fairtune_adv_logits"], expected, atol=1e-6)
+    assert out["fairtune_adv_logits"].shape == (1, 1, 8, 2, 2)  # [M, K, B, label slots, groups]
+    model.zero_grad()
+    out["fairtune_adv_logits"].sum().backward()
+    assert model.classifier.weight.grad is not None and model.classifier.weight.grad.abs().sum() > 0
+    # the leakage probe still reads the pooled representation
+    assert out[POOLED_KEY].shape == (8, 32)
+    with pytest.raises(ValueError, match="adversary_input"):
+        build_trainer(tiny_bert_dir, biased_rows(8, 0.9), None, tmp_path, adversary_weight=1.0, adversary_input="x")
+
+
+def test_adversary_balance_weights_rows_by_training_cells(tiny_bert_dir, tmp_path):
+    rows = biased_rows(40, 0.9, seed=2)
+    trainer = build_trainer(
+        tiny_bert_dir,
+        rows,
+        None,
+        tmp_path,
+        adversary_weight=1.0,
+        adversary_label_conditioned=True,
+        adversary_balance=True,
+        max_steps=1,
+    )
+    ds = trainer.train_dataset
+    g, y = torch.tensor(list(ds["group"])), torch.tensor(list(ds["labels"]))
+    w = trainer._adversary_row_weights(g, y)
+    cells = {(a, b) for a, b in zip(y.tolist(), g.tolist())}
+    for a, b in cells:  # every (label, group) cell carries the same total weight
+        cell = (y == a) & (g == b)
+        assert w[cell].sum().item() == pytest.approx(len(ds) / len(cells), rel=1e-5)
+    # training passes the weights to the adversary's loss
+    seen = {}
+    import fairtune.trainer as T
+
+    original = T.adversary_loss
+
+    def spy(logits, groups, labels=None, row_weights=None):
+        seen["weights"] = row_weights
+        return original(logits, groups, labels, row_weights)
+
+    T.adversary_loss = spy
+    try:
+        trainer.train()
+    finally:
+        T.adversary_loss = original
+    assert seen["weights"] is not None and not torch.allclose(seen["weights"], torch.ones_like(seen["weights"]))
+    # unconditioned: groups only, one label slot
+    plain = build_trainer(tiny_bert_dir, rows, None, tmp_path, adversary_weight=1.0, adversary_balance=True)
+    wg = plain._adversary_row_weights(g, None)
+    for b in (0, 1):
+        assert wg[g == b].sum().item() == pytest.approx(len(ds) / 2, rel=1e-5)
+    off = build_trainer(tiny_bert_dir, rows, None, tmp_path, adversary_weight=1.0)
+    assert off._adversary_row_weights(g, y) is None

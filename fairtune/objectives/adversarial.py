@@ -98,12 +98,16 @@ class Adversary(nn.Module):
 
 
 def adversary_loss(
-    logits: torch.Tensor, groups: torch.Tensor, labels: torch.Tensor | None = None
+    logits: torch.Tensor,
+    groups: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    row_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of every adversary over rows with a group, and the number of correct predictions.
 
     Returns (sum of per-row losses averaged over adversaries, number of correct predictions averaged over
     adversaries, number of rows with a group). Label-conditioned logits pick the head of each row's true label.
+    `row_weights` scale each row's loss (see `cell_balance_weights`); counts stay unweighted.
     """
     k, b, num_slots, g = logits.shape
     if num_slots > 1:
@@ -115,12 +119,35 @@ def adversary_loss(
     valid = groups >= 0
     target = groups.clamp(min=0)
     ce = F.cross_entropy(logits.reshape(k * b, g), target.repeat(k), reduction="none").view(k, b)
+    if row_weights is not None:
+        ce = ce * row_weights.to(ce.dtype)
     loss_sum = (ce * valid).sum() / k
     correct = ((logits.argmax(-1) == target) & valid).sum() / k
     return loss_sum, correct.detach().float(), valid.sum().detach().float()
 
 
-def confusion_loss(logits: torch.Tensor, groups: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+def cell_balance_weights(groups: torch.Tensor, labels: torch.Tensor | None, num_groups: int) -> torch.Tensor:
+    """A `[num_labels, num_groups]` table of weights n / (cells * n_cell) from the training data's (label, group)
+    counts (one label slot without labels): every non-empty cell then weighs the same in the adversary's loss, so
+    on skewed data the adversary must beat balanced chance, not the majority group (whose loss is near its floor
+    and whose gradient nearly vanishes). Ungrouped rows are not counted."""
+    groups = groups.long()
+    labels = torch.zeros_like(groups) if labels is None else labels.long()
+    keep = (groups >= 0) & (labels >= 0)
+    num_labels = int(labels[keep].max()) + 1 if keep.any() else 1
+    counts = torch.zeros(num_labels, num_groups, dtype=torch.float64)
+    counts.index_put_((labels[keep], groups[keep]), torch.ones(int(keep.sum()), dtype=torch.float64), accumulate=True)
+    cells = int((counts > 0).sum())
+    table = torch.where(counts > 0, counts.sum() / (cells * counts.clamp(min=1)), torch.zeros_like(counts))
+    return table.float()
+
+
+def confusion_loss(
+    logits: torch.Tensor,
+    groups: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    row_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Summed cross-entropy against the uniform distribution over groups (rows with a group), averaged over
     adversaries: minimal when the adversary cannot tell the groups apart (Alvi et al. 2018)."""
     k, b, num_slots, g = logits.shape
@@ -129,6 +156,8 @@ def confusion_loss(logits: torch.Tensor, groups: torch.Tensor, labels: torch.Ten
         logits = logits.gather(2, idx)
     logp = logits[:, :, 0, :].log_softmax(-1)  # [K, B, G]
     per_row = -logp.mean(-1)  # CE with a uniform target
+    if row_weights is not None:
+        per_row = per_row * row_weights.to(per_row.dtype)
     return (per_row * (groups >= 0)).sum() / k
 
 
