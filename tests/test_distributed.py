@@ -94,7 +94,7 @@ def test_objectives_and_gradients_match_one_big_batch(decoder_dir, tmp_path):
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert a["world_size"] == 1 and b["world_size"] == 2
     cases = [k for k in a if "/" in k and not k.startswith("per_process/")]
-    assert len(cases) == 20
+    assert len(cases) == 22
     for case in cases:
         x, y = a[case], b[case]
         assert x["counts"] == y["counts"], case

@@ -40,11 +40,12 @@ def _model_args(path: Path, **kw) -> ModelArguments:
 def _lora_trainer(model_dir: Path, out: Path, **arg_kwargs) -> FairTrainer:
     """A FairTrainer over a LoRA model loaded the way `fairtune train` loads it."""
     adapter = ClassificationAdapter()
-    args = FairTrainingArguments(
+    kwargs = dict(
         output_dir=str(out), per_device_train_batch_size=8, learning_rate=5e-2, max_steps=3, logging_steps=1,
         save_strategy="no", report_to="none", use_cpu=True, seed=0, disable_tqdm=True, adversary_weight=1.0,
-        adversary_hidden_size=16, adversary_lr=5e-2, dp_weight=1.0, min_group_count=0, **arg_kwargs,
+        adversary_hidden_size=16, adversary_lr=5e-2, dp_weight=1.0, min_group_count=0,
     )  # fmt: skip
+    args = FairTrainingArguments(**{**kwargs, **arg_kwargs})
     data_args = DataArguments(group_column="gender", max_length=24)
     raw = DatasetDict({"train": Dataset.from_list(biased_rows(32, 0.9, seed=4))})
     encoded, enc = encode_datasets(raw, data_args, args)
@@ -185,3 +186,25 @@ def test_lora_recipes_parse(recipe):
     model_args, data_args, training_args = parse_config(recipe, ["--output_dir", "/tmp/fairtune-recipe-check"])
     assert model_args.use_peft and model_args.lora_r > 0 and model_args.lora_target_modules
     assert training_args.adversary_weight > 0 and data_args.group_column
+
+
+def test_logits_adversary_with_lora_trains_and_resumes_its_state(llama_dir, tmp_path):
+    """The recipes' adversary (predicted log-probabilities, label-conditioned, balanced, extra steps) on a LoRA
+    decoder: its heads read the `score` head's classes, it trains, and the checkpoint holds its own optimizer."""
+    trainer = _lora_trainer(
+        llama_dir,
+        tmp_path / "out",
+        adversary_input="logits",
+        adversary_label_conditioned=True,
+        adversary_balance=True,
+        adversary_steps=3,
+        save_strategy="steps",
+        save_steps=3,
+    )
+    assert trainer.adversary.heads[0][0].in_features == 2
+    before = {k: v.clone() for k, v in trainer.adversary.state_dict().items()}
+    trainer.train()
+    assert any(not torch.equal(before[k], v) for k, v in trainer.adversary.state_dict().items())
+    ckpt = tmp_path / "out" / "checkpoint-3"
+    assert (ckpt / "fairtune_adversary.safetensors").is_file()
+    assert (ckpt / "fairtune_adversary_optimizer.pt").is_file()

@@ -33,6 +33,15 @@ RUNS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "debiased": {"eo_weight": 1.0},
     "cda_clp": {"cda": "two_sided", "cda_axes": ["gender", "names"], "clp_weight": 1.0},
+    # Zhang et al. 2018's equalized-odds adversary (recipes/classification/minilm-demo-adversary.yaml)
+    "adversary": {
+        "adversary_weight": 1.0,
+        "adversary_input": "logits",
+        "adversary_label_conditioned": True,
+        "adversary_balance": True,
+        "adversary_steps": 5,
+        "adversary_lr": 1.0e-3,
+    },
 }
 COLUMNS = (
     ("accuracy", "accuracy"),

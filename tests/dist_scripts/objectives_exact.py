@@ -37,6 +37,13 @@ CASES: dict[str, dict] = {
         "num_adversaries": 2,
     },
     "adversary_steps": {"adversary_weight": 1.0, "adversary_hidden_size": 16, "adversary_steps": 3},
+    "adversary_eo": {  # on the predicted log-probabilities, label-conditioned, cells balanced over the training set
+        "adversary_weight": 1.0,
+        "adversary_hidden_size": 16,
+        "adversary_input": "logits",
+        "adversary_label_conditioned": True,
+        "adversary_balance": True,
+    },
     "all": {
         "dp_weight": 0.5,
         "eo_weight": 0.5,
@@ -119,7 +126,14 @@ def run_case(model_dir: str, layout: str, overrides: dict, out_dir: str) -> dict
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
     spread(model)
-    trainer = FairTrainer(model=model, args=args, group_names=["male", "female"], label_list=["a", "b"])
+    train = None
+    if overrides.get("adversary_balance"):  # the balance weights come from the training set's cell counts
+        from datasets import Dataset
+
+        train = Dataset.from_list([{"group": r["group"], "labels": r["labels"]} for r in global_rows(layout)])
+    trainer = FairTrainer(
+        model=model, args=args, group_names=["male", "female"], label_list=["a", "b"], train_dataset=train
+    )
     trainer.current_gradient_accumulation_steps = 1
     rows = global_rows(layout)[rank() * per_device : (rank() + 1) * per_device]
     batch = {k: v.to(args.device) for k, v in collate(rows, tok).items()}
