@@ -2,7 +2,7 @@
 
 Each family (soft equalized odds, MinDiff, the gradient-reversal adversary on the representation at constant
 strength and with the Ganin ramp, the equalized-odds adversary on the predictions (`adversary_eo`: logits input,
-label-conditioned, balanced cells), CDA + counterfactual logit pairing; CDA alone is `cda_clp` at weight 0) is a `fairtune sweep` over its weight
+label-conditioned, balanced cells, 5 adversary steps), CDA + counterfactual logit pairing; CDA alone is `cda_clp` at weight 0) is a `fairtune sweep` over its weight
 x seeds on the embedded all-MiniLM-L6-v2; the baseline (no objective) is trained in the same run with the same
 seeds. Training is gender-biased (90% stereotyped), test is unbiased, so a gender shortcut shows as a TPR gap. The
 table gives seed means ± sample std, Pareto membership over all rows and DTO (fairlib) within each family and its
@@ -30,11 +30,12 @@ FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
     "eo": ("eo_weight", ["1", "3"], []),
     "adversary": ("adversary_weight", ["0.3", "1", "3"], []),
     "adversary_ganin": ("adversary_weight", ["1", "3"], ["--adversary_schedule", "ganin"]),
-    # Zhang et al. 2018: on the predicted log-probabilities, per true class, (label, group) cells balanced
+    # Zhang et al. 2018: on the predicted log-probabilities, per true class, (label, group) cells balanced, 5
+    # adversary updates per model update (recipes/classification/minilm-demo-adversary.yaml)
     "adversary_eo": (
         "adversary_weight",
-        ["0.3", "1", "3"],
-        ["--adversary_input", "logits", "--adversary_label_conditioned", "true", "--adversary_balance", "true"],
+        ["0.5", "1", "2"],
+        "--adversary_input logits --adversary_label_conditioned true --adversary_balance true --adversary_steps 5".split(),
     ),
     "mindiff": ("mindiff_weight", ["0.1", "1"], []),
     "cda_clp": ("clp_weight", ["0", "1"], ["--cda", "two_sided", "--cda_axes", "gender,names"]),
