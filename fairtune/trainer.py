@@ -313,10 +313,12 @@ class FairTrainer(Trainer):
         when the adversary is label-conditioned), identical on every process."""
         if not self.args.adversary_balance or groups is None:
             return None
-        if self._adversary_cells is None:
+        if self._adversary_cells is None:  # counted once, from the full training set (the same on every process)
             ds = self.train_dataset
-            if ds is None or GROUP_KEY not in ds.column_names:
-                raise ValueError("`adversary_balance` needs a training set with a group column.")
+            if ds is None or GROUP_KEY not in getattr(ds, "column_names", ()):
+                logger.warning("`adversary_balance`: no training set with a group column; the adversary is unweighted.")
+                self._adversary_cells = torch.ones(1, max(self.num_groups, 1))
+                return None
             y = None
             if self.args.adversary_label_conditioned and "labels" in ds.column_names:
                 y = torch.as_tensor(list(ds["labels"]))

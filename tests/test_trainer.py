@@ -350,7 +350,7 @@ def test_logits_adversary_reads_the_predicted_log_probabilities(tiny_bert_dir, t
         build_trainer(tiny_bert_dir, biased_rows(8, 0.9), None, tmp_path, adversary_weight=1.0, adversary_input="x")
 
 
-def test_adversary_balance_weights_rows_by_training_cells(tiny_bert_dir, tmp_path):
+def test_adversary_balance_weights_rows_by_training_cells(tiny_bert_dir, tmp_path, caplog):
     rows = biased_rows(40, 0.9, seed=2)
     trainer = build_trainer(
         tiny_bert_dir,
@@ -392,3 +392,8 @@ def test_adversary_balance_weights_rows_by_training_cells(tiny_bert_dir, tmp_pat
         assert wg[g == b].sum().item() == pytest.approx(len(ds) / 2, rel=1e-5)
     off = build_trainer(tiny_bert_dir, rows, None, tmp_path, adversary_weight=1.0)
     assert off._adversary_row_weights(g, y) is None
+    # evaluation-only use without a training set: unweighted, with a warning (not a crash mid-evaluation)
+    plain._adversary_cells, plain.train_dataset = None, None
+    with caplog.at_level("WARNING", logger="fairtune.trainer"):
+        assert plain._adversary_row_weights(g, None) is None
+    assert "adversary_balance" in caplog.text
