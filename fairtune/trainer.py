@@ -316,7 +316,9 @@ class FairTrainer(Trainer):
         if self._adversary_cells is None:  # counted once, from the full training set (the same on every process)
             ds = self.train_dataset
             if ds is None or GROUP_KEY not in getattr(ds, "column_names", ()):
-                logger.warning("`adversary_balance`: no training set with a group column; the adversary is unweighted.")
+                logger.warning(
+                    "`adversary_balance`: no training set with a group column; the adversary is unweighted."
+                )
                 self._adversary_cells = torch.ones(1, max(self.num_groups, 1))
                 return None
             y = None
