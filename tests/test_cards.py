@@ -536,3 +536,19 @@ def test_rendering_leaves_the_accelerator_state_alone(model_dir):
     before = dict(PartialState._shared_state)
     write_model_card(model_dir)
     assert PartialState._shared_state == before
+
+
+def test_adversary_on_the_predictions_is_described_as_such(model_dir):
+    text = render_model_card(model_dir).text
+    assert "from the pooled representation" in text and "predicted class probabilities" not in text
+    rewrite_config(
+        model_dir,
+        adversary_input="logits",
+        adversary_label_conditioned=False,
+        adversary_balance=True,
+        adversary_steps=5,
+    )
+    text = render_model_card(model_dir).text
+    assert "predicted class probabilities" in text and "from the pooled representation" not in text
+    assert "Zhang et al. (2018)" in text  # cited for the architecture even without label conditioning
+    assert "`adversary_input=logits`" in text and "`adversary_steps=5`" in text

@@ -38,6 +38,12 @@ def _group_balance(config: Mapping[str, Any]) -> str | None:
     return None if value in (None, False, "", "none", "no", 0) else str(value)
 
 
+ADVERSARY_ON_PREDICTIONS = (
+    "adversaries predict the protected group from the model's predicted class probabilities (per true class when "
+    "label-conditioned); their gradient is reversed into the model, so its decisions carry less group information."
+)
+
+
 def _objectives(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for obj in OBJECTIVES:
@@ -53,13 +59,18 @@ def _objectives(config: Mapping[str, Any]) -> list[dict[str, Any]]:
             and config["num_adversaries"] > 1
         ):
             citations.append("han2021")
+        description = obj.description
+        if obj.field == "adversary_weight" and config.get("adversary_input") == "logits":
+            description = ADVERSARY_ON_PREDICTIONS
+            if "zhang2018" not in citations:
+                citations.append("zhang2018")
         settings = {key: config[key] for key in obj.settings if config.get(key) is not None}
         rows.append(
             {
                 "field": obj.field,
                 "name": obj.name,
                 "weight": weight,
-                "description": obj.description,
+                "description": description,
                 "settings": settings,
                 "citations": citations,
                 "tag": obj.tag,

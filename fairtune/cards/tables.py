@@ -125,7 +125,13 @@ OBJECTIVES = (
         "Adversarial debiasing",
         "adversaries predict the protected group from the pooled representation; their gradient is reversed into "
         "the encoder, so the representation keeps less group information.",
-        settings=("num_adversaries", "adversary_label_conditioned"),
+        settings=(
+            "num_adversaries",
+            "adversary_label_conditioned",
+            "adversary_input",
+            "adversary_balance",
+            "adversary_steps",
+        ),
         citations=("ganin2015",),
         tag="adversarial-debiasing",
     ),
