@@ -252,8 +252,12 @@ class FairTrainingArguments(TrainingArguments):
             )
         if not 0 <= self.adversary_warmup_ratio <= 1:
             _fail("adversary_warmup_ratio", f"must be in [0, 1], got {self.adversary_warmup_ratio}.")
-        if self.metric_for_best_model in ("dto", "eval_dto") and self.greater_is_better is None:
-            self.greater_is_better = False  # distance to the optimum: smaller is better
+        if self.metric_for_best_model and self.greater_is_better is None:
+            from fairtune.selection import higher_is_better
+
+            # fairness metrics (gaps, differences, flip rates, DTO) are lower-is-better; the Trainer would assume
+            # higher for any name not ending in "loss"
+            self.greater_is_better = higher_is_better(self.metric_for_best_model)
         if self.adversary_layers < 0:
             _fail("adversary_layers", f"must be >= 0, got {self.adversary_layers}.")
         if self.adversary_hidden_size <= 0:

@@ -174,3 +174,20 @@ def test_dto_as_metric_for_best_model(tiny_bert_dir, tmp_path):
     evals = [h for h in trainer.state.log_history if "eval_dto" in h]
     assert len(evals) == 2
     assert trainer.state.best_metric == pytest.approx(min(h["eval_dto"] for h in evals))
+
+
+@pytest.mark.parametrize(
+    "metric, expected",
+    [("tpr_gap_rms", False), ("eval_equalized_odds_difference", False), ("flip_rate", False), ("dto", False),
+     ("accuracy", True), ("demographic_parity_ratio", True), ("eval_loss", False)],
+)  # fmt: skip
+def test_metric_for_best_model_direction_follows_the_metric(metric, expected, tmp_path):
+    """A fairness gap as `metric_for_best_model` is minimised (the Trainer alone would maximise any non-loss name)."""
+    from fairtune.config import FairTrainingArguments
+
+    args = FairTrainingArguments(output_dir=str(tmp_path), metric_for_best_model=metric, use_cpu=True)
+    assert args.greater_is_better is expected
+    explicit = FairTrainingArguments(
+        output_dir=str(tmp_path), metric_for_best_model=metric, greater_is_better=not expected, use_cpu=True
+    )
+    assert explicit.greater_is_better is (not expected)  # an explicit choice is kept
