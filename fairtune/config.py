@@ -196,6 +196,11 @@ class FairTrainingArguments(TrainingArguments):
         adversary_balance: weight the adversary's rows so every group (x label when label-conditioned) cell of the
             training data counts equally; on skewed data the adversary otherwise only has to beat the majority.
 
+    Metrics:
+        gap_groups: NER/QA: the groups whose scores the `*_gap` metrics compare, e.g. `[female, male]` with
+            `group_from_lexicon` (whose `none` and `both` groups otherwise enter max - min); the per-group table keeps
+            every group.
+
     Data balance:
         group_balance: `none`, `reweight` (loss weights by group x label) or `resample` (sampler by group x label).
     """
@@ -227,6 +232,9 @@ class FairTrainingArguments(TrainingArguments):
     adversary_balance: bool = field(default=False, metadata={"help": "Balance the adversary's group cells."})
     group_balance: str = field(default="none", metadata={"help": "none | reweight | resample"})
     min_group_count: int = field(default=2, metadata={"help": "Warn when a micro-batch holds fewer of a group."})
+    gap_groups: list[str] | None = field(
+        default=None, metadata={"help": "NER/QA: the groups the `*_gap` metrics compare (default: all)."}
+    )
     leakage_probe: bool = field(default=True, metadata={"help": "Fit a post-hoc probe for group leakage."})
 
     def __post_init__(self) -> None:
@@ -246,6 +254,8 @@ class FairTrainingArguments(TrainingArguments):
             _fail("adversary_steps", f"must be >= 1, got {self.adversary_steps}.")
         if self.adversary_mode not in ("reversal", "confusion"):
             _fail("adversary_mode", f"unknown mode {self.adversary_mode!r}; choose reversal or confusion.")
+        if isinstance(self.gap_groups, str):  # `female,male` from code or an environment; YAML gives a list
+            self.gap_groups = [g.strip() for g in self.gap_groups.split(",") if g.strip()]
         if self.adversary_input not in ADVERSARY_INPUTS:
             _fail(
                 "adversary_input", f"unknown input {self.adversary_input!r}; choose {' or '.join(ADVERSARY_INPUTS)}."

@@ -148,6 +148,18 @@ class FairTrainer(Trainer):
                 f"`adversary_input: logits` is for sequence classification (the {self.adapter.name} task predicts "
                 "per token or per span); use `adversary_input: representation`."
             )
+        if args.gap_groups:
+            if self.adapter.name == "classification":
+                raise ValueError(
+                    "`gap_groups` is for NER/QA gaps; for classification, leave the other groups' rows without a "
+                    "group (missing values) so that every group metric compares the groups you keep."
+                )
+            unknown = [g for g in args.gap_groups if g not in self.group_names]
+            if unknown or len(args.gap_groups) < 2:
+                raise ValueError(
+                    f"`gap_groups`: name at least two of the groups {self.group_names}; got {list(args.gap_groups)}"
+                    + (f" ({', '.join(map(repr, unknown))} unknown)." if unknown else ".")
+                )
         if args.adversary_label_conditioned and args.adversary_weight > 0 and not self.adapter.has_class_labels:
             raise ValueError(f"`adversary_label_conditioned`: the {self.adapter.name} task has no class labels.")
         needs = [w for w in on if w in GROUP_OBJECTIVES or w == "adversary_weight"]

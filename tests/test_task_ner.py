@@ -163,6 +163,46 @@ def test_evaluate_per_group_f1_and_gap():
     assert out["f1_gap"] == pytest.approx(1.0) and out["per_group"]["f"]["count"] == 2
 
 
+def test_gap_groups_restrict_the_gap_not_the_table(tmp_path):
+    """`gap_groups: [female, male]`: the lexicon's `none`/`both` groups stay in the table but not in `f1_gap`."""
+    from types import SimpleNamespace
+
+    from fairtune.tasks.ner import group_metric_table
+
+    scores = {
+        0: {"f1": 0.6, "count": 10},
+        1: {"f1": 0.5, "count": 12},
+        2: {"f1": 0.2, "count": 50},
+        3: {"f1": 0.9, "count": 0},
+    }
+    names = ["female", "male", "none", "both"]
+    flat, table = group_metric_table(scores, names, ("f1",))
+    assert flat["f1_gap"] == pytest.approx(0.4)  # every group with rows: 0.6 - 0.2
+    flat, table = group_metric_table(scores, names, ("f1",), ["female", "male"])
+    assert flat["f1_gap"] == pytest.approx(0.1) and set(table) == set(names)
+    # through the adapter, read from the trainer's arguments
+    adapter = NerAdapter(label_list=["O", "B-PER", "I-PER"])
+    labels = np.array([[-100, 1, 2, 0], [-100, 1, 0, 0], [-100, 0, 1, -100]])
+    pred = np.array([[0, 1, 2, 0], [0, 0, 0, 0], [0, 0, 1, 0]])
+    trainer = SimpleNamespace(args=SimpleNamespace(gap_groups=["f", "x"]))
+    out = adapter.evaluate(
+        np.eye(3)[pred] * 5.0, {"labels": labels, "group": np.array([0, 1, 2])}, group_names=["f", "m", "x"],
+        trainer=trainer,
+    )  # fmt: skip
+    assert out["group_m_f1"] == pytest.approx(0.0)
+    assert out["f1_gap"] == pytest.approx(out["group_f_f1"] - out["group_x_f1"])  # m is left out
+    # set-up errors name the key
+    from transformers import AutoModelForTokenClassification
+
+    from fairtune.trainer import FairTrainer
+
+    model = AutoModelForTokenClassification.from_pretrained(make_word_bert(tmp_path / "m", "ner", num_labels=3))
+    for bad, message in ((["female", "nobody"], "'nobody' unknown"), (["female"], "at least two")):
+        args = FairTrainingArguments(output_dir=str(tmp_path / "o"), gap_groups=bad, use_cpu=True, report_to="none")
+        with pytest.raises(ValueError, match=f"`gap_groups`.*{message}"):
+            FairTrainer(model=model, args=args, task_adapter=NerAdapter(), group_names=["female", "male", "none"])
+
+
 def test_loss_sum_over_item_count_is_the_token_mean():
     adapter = NerAdapter(label_list=["O", "B", "I"])
     torch.manual_seed(0)

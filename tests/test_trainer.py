@@ -397,3 +397,12 @@ def test_adversary_balance_weights_rows_by_training_cells(tiny_bert_dir, tmp_pat
     with caplog.at_level("WARNING", logger="fairtune.trainer"):
         assert plain._adversary_row_weights(g, None) is None
     assert "adversary_balance" in caplog.text
+
+
+def test_gap_groups_is_refused_for_classification_and_parsed_as_a_list(tiny_bert_dir, tmp_path):
+    with pytest.raises(ValueError, match="`gap_groups` is for NER/QA"):
+        build_trainer(tiny_bert_dir, biased_rows(8, 0.9), None, tmp_path, gap_groups=["female", "male"])
+    from fairtune.parser import parse_config
+
+    _, _, args = parse_config(None, {"task": "ner", "gap_groups": "female,male", "output_dir": str(tmp_path)})
+    assert args.gap_groups == ["female", "male"]

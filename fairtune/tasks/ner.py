@@ -145,21 +145,31 @@ class TokenExtrasCollator:
 
 
 def group_metric_table(
-    scores: dict[int, dict[str, float]], group_names: Sequence[str] | None, keys: Sequence[str]
+    scores: dict[int, dict[str, float]],
+    group_names: Sequence[str] | None,
+    keys: Sequence[str],
+    gap_groups: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """Flat `group_{name}_{stat}` entries plus `{stat}_gap` (max - min over groups), and the nested table."""
+    """Flat `group_{name}_{stat}` entries plus `{stat}_gap` (max - min over the groups, or over `gap_groups` when
+    given), and the nested table (always every group)."""
     names = list(group_names or [])
     per_group = {(names[g] if 0 <= g < len(names) else str(g)): s for g, s in sorted(scores.items())}
     flat: dict[str, Any] = {}
     for gname, stats in per_group.items():
         for stat, value in stats.items():
             flat[f"group_{gname}_{stat}"] = value
-    if len(per_group) >= 2:
+    compared = {g: v for g, v in per_group.items() if gap_groups is None or g in gap_groups}
+    if len(compared) >= 2:
         for key in keys:
-            vals = [s[key] for s in per_group.values() if s.get("count", 1) > 0]
+            vals = [s[key] for s in compared.values() if s.get("count", 1) > 0]
             if len(vals) >= 2:
                 flat[f"{key}_gap"] = float(max(vals) - min(vals))
     return flat, per_group
+
+
+def gap_groups_of(trainer) -> list[str] | None:
+    """The `gap_groups` of the trainer's arguments (None: every group)."""
+    return getattr(getattr(trainer, "args", None), "gap_groups", None) or None
 
 
 class NerAdapter(TaskAdapter):
@@ -380,7 +390,7 @@ class NerAdapter(TaskAdapter):
             idx = np.flatnonzero(groups == g)
             m = ner_metrics([true_tags[i] for i in idx], [pred_tags[i] for i in idx])
             scores[g] = {"precision": m["precision"], "recall": m["recall"], "f1": m["f1"], "count": len(idx)}
-        flat, per_group = group_metric_table(scores, group_names, ("f1", "recall"))
+        flat, per_group = group_metric_table(scores, group_names, ("f1", "recall"), gap_groups_of(trainer))
         out.update(flat)
         if nested:
             out["per_group"] = per_group

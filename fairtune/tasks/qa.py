@@ -34,7 +34,13 @@ from transformers import AutoModelForQuestionAnswering
 from fairtune.data import flatten_squad
 from fairtune.metrics.squad import squad_scores
 from fairtune.tasks.base import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, TaskAdapter, TaskOutputs
-from fairtune.tasks.ner import CLP_WORD_KEY, SPAN_OBJECTIVES, TokenExtrasCollator, group_metric_table
+from fairtune.tasks.ner import (
+    CLP_WORD_KEY,
+    SPAN_OBJECTIVES,
+    TokenExtrasCollator,
+    gap_groups_of,
+    group_metric_table,
+)
 
 FEATURE_ID_KEY = "feature_id"
 QA_COLUMNS = ("question", "context", "answers")
@@ -361,7 +367,7 @@ class QaAdapter(TaskAdapter):
                 "f1": 100.0 * float(np.mean([s[1] for s in sel])),
                 "count": len(sel),
             }
-        flat, per_group = group_metric_table(per, group_names, ("exact_match", "f1"))
+        flat, per_group = group_metric_table(per, group_names, ("exact_match", "f1"), gap_groups_of(trainer))
         out.update(flat)
         if nested:
             out["per_group"] = per_group
