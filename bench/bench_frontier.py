@@ -46,7 +46,7 @@ EXTRA = ("leakage_probe_accuracy", "flip_rate")
 
 def common_flags(args: argparse.Namespace) -> list[str]:
     """The demo recipe (`fairtune demo`'s COMMON) as flags, at the bench's size."""
-    from fairtune.commands.demo import COMMON
+    from fairtune.cli.demo import COMMON
 
     flags: list[str] = []
     for k, v in COMMON.items():

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fairtune.cli import main
-from fairtune.commands.demo import COMMON, RUNS
+from fairtune.cli.demo import COMMON, RUNS
 from fairtune.config import DataArguments, FairTrainingArguments, ModelArguments
 from fairtune.parser import parse_config
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import biased_rows
 from datasets import Dataset
 
-from fairtune.commands.demo import write_demo_data
+from fairtune.cli.demo import write_demo_data
 from fairtune.config import DataArguments, FairTrainingArguments, ModelArguments
 
 

@@ -12,12 +12,12 @@ import sys
 
 # (module, attribute) pairs; each module's `register(subparsers)` adds one or more subcommands.
 _COMMAND_MODULES = (
-    "fairtune.commands.train",
-    "fairtune.commands.demo",
-    "fairtune.augment.cli",
-    "fairtune.evaluation.cli",
-    "fairtune.hub",
-    "fairtune.sweep",
+    "fairtune.cli.train",
+    "fairtune.cli.demo",
+    "fairtune.cli.augment",
+    "fairtune.cli.evaluate",
+    "fairtune.cli.hub",
+    "fairtune.cli.sweep",
 )
 
 

@@ -1,0 +1,69 @@
+"""`fairtune sweep`: a recipe over a grid of weights x seeds (library code in fairtune.sweep)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fairtune.sweep import parse_grid, render_markdown, run_sweep
+
+
+def register(subparsers) -> None:
+    """Add the `sweep` subcommand."""
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a recipe over weights x seeds; frontier and model selection",
+        description="Run RECIPE over every --grid combination and seed, each in its own output directory; write "
+        "sweep.json, sweep.md and frontier.png in --output and select a run. Other `--field value` flags override "
+        "the recipe for every run. Finished runs are not re-run.",
+    )
+    p.add_argument("recipe", nargs="?", help="YAML recipe (optional when every field is passed as a flag)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="recipe field and its values")
+    p.add_argument("--seeds", default="1", help="number of seeds from the recipe's `seed` up, or a list: 1,2,3")
+    p.add_argument(
+        "--select",
+        default="dto",
+        help='`dto` (distance to the utopia point, fairlib) or a constraint such as "tpr_gap_rms<=0.05" '
+        "(best task metric subject to it)",
+    )
+    p.add_argument("--output", required=True, help="directory of the sweep (one subdirectory per run)")
+    p.add_argument("--launcher", default="local", choices=("local", "accelerate"), help="in-process or subprocesses")
+    p.add_argument("--num-processes", type=int, default=1, help="processes per run with --launcher accelerate")
+    p.add_argument("--accelerate-config", default=None, help="accelerate config file for --launcher accelerate")
+    p.add_argument("--task-metric", default=None, help="task metric (default: accuracy, f1 or exact_match)")
+    p.add_argument("--fairness-metric", default=None, help="fairness gap (default: tpr_gap_rms if reported)")
+    p.set_defaults(func=run, accepts_overrides=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """CLI entry: run the sweep; 2 on a bad configuration, 1 when runs failed or nothing could be selected."""
+    try:
+        summary = run_sweep(
+            args.recipe,
+            parse_grid(args.grid),
+            seeds=args.seeds,
+            overrides=list(getattr(args, "overrides", []) or []),
+            output=args.output,
+            select_criterion=args.select,
+            launcher=args.launcher,
+            num_processes=args.num_processes,
+            accelerate_config=args.accelerate_config,
+            task_metric=args.task_metric,
+            fairness_metric=args.fairness_metric,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"fairtune sweep: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    print(f"\n{render_markdown(summary)}")
+    print(f"Wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'frontier.png'}")
+    sel = summary.get("selection") or {}
+    failed = [r["name"] for r in summary["runs"] if r["status"] == "failed"]
+    if failed:
+        print(f"fairtune sweep: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+    if sel.get("error"):
+        print(f"fairtune sweep: {sel['error']}", file=sys.stderr)
+        return 1
+    print(f"Selected: {sel['output_dir']} ({sel['config']}, seed {sel['seed']}; {sel['reason']})")
+    return 1 if failed else 0
