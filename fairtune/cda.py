@@ -101,7 +101,7 @@ def example_text(row: dict, data_args, task: str) -> str:
 
 def add_lexicon_groups(raw: DatasetDict, data_args, adapter) -> DatasetDict:
     """Label every example by the lexicon terms it mentions (gender: female, male, both, none) and use that
-    column as the group column."""
+    column as the group column (`LEXICON_GROUP_COLUMN`; the pipeline sets `group_column` to it)."""
     axis = data_args.group_from_lexicon
     out = DatasetDict()
     for split, ds in raw.items():
@@ -109,5 +109,4 @@ def add_lexicon_groups(raw: DatasetDict, data_args, adapter) -> DatasetDict:
             lambda row: {LEXICON_GROUP_COLUMN: group_from_lexicon(example_text(row, data_args, adapter.name), axis)},
             desc=f"Lexicon groups ({axis}) for {split}",
         )
-    data_args.group_column = LEXICON_GROUP_COLUMN
     return out

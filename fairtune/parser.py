@@ -1,9 +1,19 @@
-"""Recipes: flat YAML as defaults, `--field value` flags as overrides, unknown keys as errors."""
+"""Recipes: flat YAML as defaults, `--field value` flags as overrides, parsed by `transformers.HfArgumentParser`.
+
+`build_parser()` is one HfArgumentParser over `ModelArguments`, `DataArguments` and `FairTrainingArguments`, so
+`fairtune train --help` lists every field with its help text. A recipe's values become the parser's defaults and the
+flags override them; argparse converts strings to each field's type (YAML 1.1 reads `1e-4` as a string: it becomes a
+float here). Unknown keys and flags are errors with a suggestion, a value of the wrong type is an error naming the
+field, and nothing the caller passed is modified: derived values are computed into the new dataclasses.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -14,20 +24,55 @@ import yaml
 from fairtune.config import DataArguments, FairTrainingArguments, ModelArguments
 
 ARG_CLASSES = (ModelArguments, DataArguments, FairTrainingArguments)
+#: fields whose recipe value may be a mapping (recipes are otherwise flat)
+MAPPING_FIELDS = frozenset({"objectives"})
+
+
+class RecipeError(ValueError):
+    """A recipe or flag value that cannot be parsed: one line naming the field and the fix."""
 
 
 def _field_names(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls) if f.init}
 
 
-def _check_no_conflicts() -> None:
-    """fairtune keys must not shadow each other across the dataclasses (one flat namespace)."""
-    seen: dict[str, str] = {}
+def _all_fields() -> dict[str, type]:
+    """Every recipe key and the dataclass that owns it; a name in two of them would break the flat namespace."""
+    seen: dict[str, type] = {}
     for cls in ARG_CLASSES:
         for name in _field_names(cls):
             if name in seen:
-                raise RuntimeError(f"field {name!r} is defined in both {seen[name]} and {cls.__name__}")
-            seen[name] = cls.__name__
+                raise RuntimeError(f"field {name!r} is defined in both {seen[name].__name__} and {cls.__name__}")
+            seen[name] = cls
+    return seen
+
+
+def build_parser(prog: str = "fairtune train"):
+    """The HfArgumentParser over every recipe field (errors raise `RecipeError` instead of exiting)."""
+    from transformers import HfArgumentParser
+
+    class _Parser(HfArgumentParser):
+        def error(self, message: str):  # argparse would print usage and exit
+            raise RecipeError(_reword(message))
+
+    parser = _Parser(ARG_CLASSES, prog=prog, allow_abbrev=False)
+    parser.description = (
+        "Train from a flat YAML recipe; `--field value` flags override it. Every key below is a recipe key."
+    )
+    return parser
+
+
+def _reword(message: str) -> str:
+    """argparse's `argument --lr: invalid float value: 'x'` as `` `lr`: expected a float, got 'x' ``."""
+    m = re.match(r"argument (--[\w-]+)(?:/[^:]*)?: invalid (\w+) value: (.*)", message)
+    if m:
+        name = m.group(1).lstrip("-").replace("-", "_")
+        kind = {"float": "a number", "int": "an integer", "string_to_bool": "true or false"}.get(m.group(2), m.group(2))
+        return f"`{name}`: expected {kind}, got {m.group(3)}."
+    m = re.match(r"argument (--[\w-]+)(?:/[^:]*)?: (.*)", message)
+    if m:
+        return f"`{m.group(1).lstrip('-').replace('-', '_')}`: {m.group(2)}."
+    return message
 
 
 def _type_args(cls, name: str) -> tuple:
@@ -37,37 +82,33 @@ def _type_args(cls, name: str) -> tuple:
     return (tp,)
 
 
-def parse_overrides(tokens: list[str]) -> dict[str, Any]:
-    """`--a 1 --b=x --flag` into {'a': 1, 'b': 'x', 'flag': True}; values are read as YAML scalars or lists."""
-    out: dict[str, Any] = {}
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if not tok.startswith("--"):
-            raise ValueError(f"expected `--field value`, got {tok!r}; recipe fields are passed as `--name value`.")
-        key, eq, value = tok[2:].partition("=")
-        key = key.replace("-", "_")
-        if not eq:
-            if i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
-                value = tokens[i + 1]
-                i += 1
-            else:
-                value = "true"
-        out[key] = value
-        i += 1
-    return out
-
-
-def _coerce(cls, name: str, value: str) -> Any:
-    """Type a command-line string by its field: strings stay strings (`no` is not False), lists split on commas."""
+def _check_value(cls, name: str, value: Any) -> Any:
+    """A typed recipe value (YAML numbers, lists, booleans) checked against its field; strings are left to
+    argparse, which converts them."""
+    if value is None or isinstance(value, str):
+        return value
     args = _type_args(cls, name)
-    allows_list = any(typing.get_origin(a) is list or a is list for a in args)
-    if allows_list and "," in value:
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if str in args:
-        return None if value in ("None", "null") and type(None) in args else value
-    loaded = yaml.safe_load(value)  # `1e-3` stays a string here (YAML 1.1); parse_config makes float fields floats
-    return [loaded] if allows_list and not isinstance(loaded, list) and loaded is not None else loaded
+    origins = {typing.get_origin(a) or a for a in args}
+    if isinstance(value, bool):
+        if bool in origins or not (origins & {int, float}):
+            return value
+        raise RecipeError(f"`{name}`: expected a number, got {value!r}.")
+    if isinstance(value, (int, float)):
+        if float in origins:
+            if not math.isfinite(float(value)):
+                raise RecipeError(f"`{name}`: must be a finite number, got {value}; use a number such as 0.5.")
+            return float(value) if int not in origins else value
+        if int in origins:
+            if float(value).is_integer():
+                return int(value)
+            raise RecipeError(f"`{name}`: expected an integer, got {value!r}.")
+        if str in origins or bool in origins:
+            return str(value) if str in origins else value
+    if isinstance(value, list) and not origins & {list, str, dict}:
+        raise RecipeError(f"`{name}`: expected one value, got the list {value!r}.")
+    if isinstance(value, dict) and dict not in origins:
+        raise RecipeError(f"`{name}`: expected one value, got the mapping {value!r}; recipes are flat (field: value).")
+    return value
 
 
 def load_recipe(path: str | Path | None) -> dict[str, Any]:
@@ -77,49 +118,104 @@ def load_recipe(path: str | Path | None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"recipe {str(path)!r} not found; pass the path of a YAML file (see recipes/).")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise RecipeError(f"recipe {str(path)!r}{where}: not valid YAML ({getattr(err, 'problem', err)}).") from None
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"recipe {str(path)!r}: not UTF-8 text (byte {err.start}); save it as UTF-8.") from None
     if not isinstance(data, dict):
-        raise ValueError(f"recipe {str(path)!r} must be a flat mapping of field: value, got {type(data).__name__}.")
-    nested = [k for k, v in data.items() if isinstance(v, dict)]
+        raise RecipeError(f"recipe {str(path)!r} must be a flat mapping of field: value, got {type(data).__name__}.")
+    nested = [k for k, v in data.items() if isinstance(v, dict) and k not in MAPPING_FIELDS]
     if nested:
-        raise ValueError(f"recipe {str(path)!r}: keys {nested} hold mappings; recipes are flat (field: value).")
+        raise RecipeError(f"recipe {str(path)!r}: keys {nested} hold mappings; recipes are flat (field: value).")
     return data
+
+
+def _unknown(keys: list[str], known: dict[str, type], what: str) -> RecipeError:
+    hints = []
+    for key in keys:
+        close = difflib.get_close_matches(key, known, n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return RecipeError(
+        f"unknown {what}: {', '.join(hints)}. Every key must be a fairtune or TrainingArguments field "
+        "(`fairtune train --help` lists them)."
+    )
+
+
+def _derived_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """Defaults that depend on the machine: under `accelerate launch` with several processes and no GPU, run on
+    CPU with gloo (`use_cpu`); otherwise accelerate would start independent runs on the full data."""
+    derived: dict[str, Any] = {}
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "use_cpu" not in values:
+        import torch
+
+        if not (torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())):
+            derived["use_cpu"] = True
+    return derived
 
 
 def parse_config(
     recipe: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
 ) -> tuple[ModelArguments, DataArguments, FairTrainingArguments]:
-    """Build the three argument dataclasses from a recipe and overrides; unknown keys raise with suggestions."""
-    _check_no_conflicts()
+    """Build the three argument dataclasses from a recipe and overrides (a flag list or a dict); unknown keys,
+    wrongly typed values and invalid settings raise `ValueError` naming the field."""
+    known = _all_fields()
     values = load_recipe(recipe)
-    extra = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
-    if isinstance(overrides, list):
-        all_names_ = {n: cls for cls in ARG_CLASSES for n in _field_names(cls)}
-        extra = {k: (_coerce(all_names_[k], k, v) if k in all_names_ else v) for k, v in extra.items()}
-    values.update(extra)
-    known: dict[type, dict[str, Any]] = {cls: {} for cls in ARG_CLASSES}
-    all_names = {n: cls for cls in ARG_CLASSES for n in _field_names(cls)}
-    unknown = []
-    for key, value in values.items():
-        cls = all_names.get(key)
-        if cls is None:
-            unknown.append(key)
-            continue
-        if isinstance(value, str) and float in _type_args(cls, key):
-            try:  # YAML 1.1 reads `1e-4` (no dot) as a string
-                value = float(value)
-            except ValueError:
-                pass
-        known[cls][key] = value
+    flags: list[str] = []
+    if isinstance(overrides, dict):
+        values.update(overrides)
+    elif overrides:
+        flags = [str(t) for t in overrides]
+    unknown = [k for k in values if k not in known]
     if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, all_names, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ValueError(
-            f"unknown recipe key(s): {', '.join(hints)}. Every key must be a fairtune or TrainingArguments field."
-        )
-    return tuple(cls(**known[cls]) for cls in ARG_CLASSES)  # type: ignore[return-value]
+        raise _unknown(unknown, known, "recipe key(s)")
+    defaults = {k: _check_value(known[k], k, v) for k, v in values.items()}
+    defaults = {**_derived_defaults({**defaults, **_flag_names(flags)}), **defaults}
+    parser = build_parser()
+    parser.set_defaults(**defaults)
+    namespace, rest = parser.parse_known_args(flags)
+    if rest:
+        names = [t[2:].split("=", 1)[0].replace("-", "_") for t in rest if t.startswith("--")]
+        if names:
+            raise _unknown(names, known, "recipe key(s) in the flags")
+        raise RecipeError(f"expected `--field value`, got {rest[0]!r}; recipe fields are passed as `--name value`.")
+    args = vars(namespace)
+    for name, value in args.items():  # lists from nargs and YAML: type-check their items too
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecipeError(f"`{name}`: must be a finite number, got {value}; use a number such as 0.5.")
+    built = []
+    for cls in ARG_CLASSES:
+        built.append(cls(**{k: args[k] for k in _field_names(cls) if k in args}))
+    return tuple(built)  # type: ignore[return-value]
+
+
+def typed_flags(flags: list[str]) -> dict[str, Any]:
+    """Only the fields set by `--field value` flags, converted to their types (list fields split on commas)."""
+    import argparse
+
+    from fairtune.config import _split_commas
+
+    known = _all_fields()
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    namespace, rest = parser.parse_known_args([str(t) for t in flags])
+    names = [t[2:].split("=", 1)[0].replace("-", "_") for t in rest if t.startswith("--")]
+    if names:
+        raise _unknown(names, known, "recipe key(s) in the flags")
+    out = vars(namespace)
+    for name, value in out.items():
+        if name in known and isinstance(value, list):
+            out[name] = _split_commas(value)
+    return out
+
+
+def _flag_names(flags: list[str]) -> dict[str, bool]:
+    """The field names set on the command line (for derived defaults)."""
+    return {t[2:].split("=", 1)[0].replace("-", "_"): True for t in flags if t.startswith("--")}
 
 
 def config_to_dict(*args_objs) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
@@ -87,26 +88,28 @@ def run_training(
         raw["train"] = augment_split(raw["train"], data_args, adapter.name)
     if data_args.cda != "none" and adapter.has_class_labels:
         # Counterfactual consistency (flip rate, CTF gap) is measured on swapped copies of the evaluation splits.
-        import dataclasses
-
         from fairtune.cda import augment_split
 
         eval_cda = dataclasses.replace(data_args, cda="two_sided")
         for split in [s for s in ("validation", "test") if s in raw]:
             raw[f"{split}_counterfactual"] = augment_split(raw[split], eval_cda, adapter.name)
     if data_args.group_from_lexicon:
-        # After augmentation, so that each counterfactual is labelled by the terms it now mentions.
-        from fairtune.cda import add_lexicon_groups
+        # After augmentation, so that each counterfactual is labelled by the terms it now mentions; the run then
+        # groups by that column (a copy of the caller's arguments says so).
+        from fairtune.cda import LEXICON_GROUP_COLUMN, add_lexicon_groups
 
         raw = add_lexicon_groups(raw, data_args, adapter)
+        data_args = dataclasses.replace(data_args, group_column=LEXICON_GROUP_COLUMN)
     encoded, enc = encode_datasets(raw, data_args, training_args, has_class_labels=adapter.has_class_labels)
-    if hasattr(adapter, "prepare_labels"):
-        adapter.prepare_labels(encoded, data_args, enc)
-    label_list = enc.label_list or getattr(adapter, "label_list", [])
+    label_list = adapter.resolve_labels(encoded, data_args, enc)
+    adapter = adapter.configured(data_args, label_list)
 
     tokenizer = load_tokenizer(model_args)
     model = load_model(model_args, adapter, tokenizer, label_list)
-    processed = {split: adapter.preprocess(ds, tokenizer, data_args, split) for split, ds in encoded.items()}
+    processed, references = {}, {}
+    for split, ds in encoded.items():
+        features = adapter.preprocess(ds, tokenizer, data_args, split)
+        processed[split], references[split] = adapter.eval_references(ds, features)
 
     out_dir = Path(training_args.output_dir)
     config = config_to_dict(model_args, data_args, training_args)
@@ -126,6 +129,7 @@ def run_training(
         label_list=label_list,
         train_dataset=processed.get("train"),
         eval_dataset=processed.get("validation"),
+        eval_references=references.get("validation"),
         processing_class=tokenizer,
         data_collator=adapter.collator(tokenizer),
     )
@@ -142,10 +146,10 @@ def run_training(
     for split in ("validation", "test"):
         if split not in processed:
             continue
-        report = evaluate_split(trainer, processed[split], split)
+        report = evaluate_split(trainer, processed[split], split, references.get(split))
         cf_split = f"{split}_counterfactual"
         if cf_split in processed:
-            cf_report = evaluate_split(trainer, processed[cf_split], cf_split)
+            cf_report = evaluate_split(trainer, processed[cf_split], cf_split, references.get(cf_split))
             for key in ("flip_rate", "ctf_gap", "counterfactual_pairs"):
                 if key in cf_report:
                     report[key] = cf_report[key]
@@ -165,12 +169,12 @@ def run_training(
     return results
 
 
-def evaluate_split(trainer: FairTrainer, dataset, split: str) -> dict[str, Any]:
+def evaluate_split(trainer: FairTrainer, dataset, split: str, references: Any = None) -> dict[str, Any]:
     """Predict on a split and return its report: the evaluation metrics (no prefix) with the nested per-group
-    table, the leakage probe and the objective values."""
+    table, the leakage probe and the objective values (`references`: the adapter's, e.g. QA examples)."""
     trainer.nested_report = True
     try:
-        pred = trainer.predict(dataset, metric_key_prefix=split)
+        pred = trainer.predict(dataset, metric_key_prefix=split, references=references)
     finally:
         trainer.nested_report = False
     metrics = {k.removeprefix(f"{split}_"): v for k, v in (pred.metrics or {}).items()}

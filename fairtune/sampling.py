@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -85,3 +86,23 @@ class _EpochProxy:
 
     def set_epoch(self, epoch: int) -> None:
         self._owner.set_epoch(epoch)
+
+
+def trainer_loader_params(args: Any, collate_fn: Any) -> dict[str, Any]:
+    """The DataLoader settings `Trainer` gives its own training loader (workers and their seeding, pinning,
+    persistence, prefetch), for a loader built around a batch sampler."""
+    from functools import partial
+
+    from transformers.trainer_utils import seed_worker
+
+    params = {
+        "collate_fn": collate_fn,
+        "num_workers": args.dataloader_num_workers,
+        "pin_memory": args.dataloader_pin_memory,
+        "persistent_workers": args.dataloader_persistent_workers and args.dataloader_num_workers > 0,
+        "prefetch_factor": args.dataloader_prefetch_factor if args.dataloader_num_workers > 0 else None,
+        "worker_init_fn": partial(seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index),
+    }
+    if getattr(args, "dataloader_multiprocessing_context", None) and args.dataloader_num_workers > 0:
+        params["multiprocessing_context"] = args.dataloader_multiprocessing_context
+    return params

@@ -461,12 +461,10 @@ def plot_frontier(summary: dict[str, Any], path: Path) -> Path | None:
 
 def selected_recipe(recipe: str | None, tokens: list[str]) -> dict[str, Any]:
     """The flat recipe of one run: the YAML recipe updated with its typed override flags."""
-    from fairtune.parser import ARG_CLASSES, _coerce, _field_names, load_recipe, parse_overrides
+    from fairtune.parser import load_recipe, typed_flags
 
     values = load_recipe(recipe)
-    owners = {n: cls for cls in ARG_CLASSES for n in _field_names(cls)}
-    for k, v in parse_overrides(tokens).items():
-        values[k] = _coerce(owners[k], k, v) if k in owners else v
+    values.update(typed_flags(tokens))
     return values
 
 

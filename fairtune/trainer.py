@@ -1,11 +1,12 @@
-"""FairTrainer: a transformers Trainer whose loss is the task loss plus weighted fairness and adversarial terms.
+"""FairTrainer: a transformers Trainer whose loss is the task loss plus the registered fairness objectives.
 
-compute_loss runs one forward over the batch (originals and counterfactuals together); the task adapter turns
-the outputs into per-example losses, probabilities and a pooled representation; each objective turns those into a
-scalar and the numbers it logs. The task loss, the adversary's loss and CLP are sums over examples normalised by
-the global count of the accumulation window, so they equal one big batch whatever the number of processes or
-accumulation steps. Group objectives (DP, EO, MinDiff, DRO, loss parity) are computed per micro-batch over all
-processes (gathered with gradients) and averaged over accumulation steps: they are not sums over examples.
+compute_loss runs one forward of the `FairModel` over the batch (originals and counterfactuals together); the task
+adapter turns the outputs into per-example losses, probabilities and a pooled representation; each objective
+(`fairtune.objectives`) turns its view of those into a term and the numbers it logs. The task loss and the local
+objectives (CLP, the adversary) are sums over items normalised by the global count of the accumulation window, so
+they equal one big batch whatever the number of processes or accumulation steps. Gathered objectives (DP, EO,
+MinDiff, DRO, loss parity) are computed per micro-batch over all processes (gathered with gradients) and averaged
+over accumulation steps: they are not sums over examples.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 import os
 from collections import defaultdict
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,28 +25,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import Trainer
 
-from fairtune.config import GROUP_OBJECTIVES, OBJECTIVE_WEIGHTS, FairTrainingArguments
+from fairtune.balance import cell_balance_weights, row_balance_weights
+from fairtune.columns import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, WEIGHT_KEY
+from fairtune.config import FairTrainingArguments
 from fairtune.distributed import all_sum, even_batches_real_rows, gather_with_grad, padding_keep_mask
-from fairtune.objectives import group as G
-from fairtune.objectives.adversarial import (
-    Adversary,
-    adversary_loss,
-    cell_balance_weights,
-    confusion_loss,
-    ganin_schedule,
-    leakage_probe,
-)
-from fairtune.objectives.base import FairBatch, zero_like_graph
-from fairtune.objectives.counterfactual import find_pairs, pair_divergence
-from fairtune.representation import (
-    ADV_LOGITS_KEY,
-    ADVERSARY_ATTR,
-    POOLED_KEY,
-    RepresentationHooks,
-    is_decoder_model,
-)
+from fairtune.modeling import FairModel, FairOutput, is_decoder_model
+from fairtune.objectives import FairBatch, Objective, Ratio, resolve_objectives, zero_like_graph
+from fairtune.objectives.adversarial import adversary_loss, ganin_schedule, leakage_probe
+from fairtune.objectives.counterfactual import find_pairs
 from fairtune.selection import selection_metrics
-from fairtune.tasks.base import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, TaskAdapter
+from fairtune.tasks.base import EvalContext, TaskAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +42,28 @@ ADVERSARY_FILE = "fairtune_adversary.safetensors"
 STATE_FILE = "fairtune_state.json"
 CONFIG_FILE = "fairtune_config.json"
 ADVERSARY_OPTIMIZER_FILE = "fairtune_adversary_optimizer.pt"
-WEIGHT_KEY = "sample_weight"
 KEEP_KEY = "fairtune_keep"  # rows to count; False on rows accelerate repeated to even out the last batch
+POOLED_KEY = "pooled"  # the pooled representation among the evaluation predictions
 _DROP_KEYS = (*FAIRTUNE_KEYS, WEIGHT_KEY, KEEP_KEY)
 
 
+class NonFiniteLossError(ValueError):
+    """Raised when a training loss term is NaN or infinite: the run stops before a broken model is saved."""
+
+
 class FairTrainer(Trainer):
-    """Trainer with fairness objectives and a gradient-reversal adversary, each switchable from the arguments.
+    """Trainer with registered fairness objectives and an adversary, each switchable from the arguments.
 
     Args:
-        model: a transformers (or PEFT) model for the adapter's task.
+        model: a transformers (or PEFT) model for the adapter's task. It is wrapped in a `FairModel` (reachable as
+            `trainer.model`) and never modified: after training it is the same plain model.
         args: `FairTrainingArguments`.
         task_adapter: the task's adapter (default: sequence classification).
         group_names: names of the groups behind the `group` ids (their number sizes the objectives).
         label_list: names of the classes (classification), for reports.
+        eval_references: what the adapter needs besides the predictions to score `eval_dataset` (QA: the examples
+            and the features' offsets, from `adapter.eval_references`); `evaluate`/`predict` take their own.
+        fairtune_config: the resolved run configuration written next to the model.
         Other keyword arguments go to `transformers.Trainer`.
     """
 
@@ -80,6 +78,7 @@ class FairTrainer(Trainer):
         task_adapter: TaskAdapter | None = None,
         group_names: list[str] | None = None,
         label_list: list[str] | None = None,
+        eval_references: Any = None,
         fairtune_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -89,61 +88,55 @@ class FairTrainer(Trainer):
             args = FairTrainingArguments(output_dir="outputs/fairtune")
         if not isinstance(args, FairTrainingArguments):
             raise TypeError("`args` must be a FairTrainingArguments (it carries the objective weights).")
+        if model is None:
+            raise ValueError("FairTrainer needs `model` (a transformers or PEFT task model).")
         self.adapter = task_adapter or ClassificationAdapter()
         self.group_names = [str(g) for g in (group_names or [])]
         self.num_groups = len(self.group_names)
         self.label_list = list(label_list or [])
         self.fairtune_config = fairtune_config
+        self.eval_references = eval_references
+        self.objective_weights = {name: w for name, (w, _) in resolve_objectives(args).items()}
         self._check_objectives(args)
         self._check_hub_strategy(args)
-        if args.label_names is None:
-            args.label_names = [*self.adapter.label_names, *FAIRTUNE_KEYS]
-
-        self.group_dro = G.GroupDRO(self.num_groups, args.group_dro_step_size) if args.group_dro_weight > 0 else None
-        self.adversary: Adversary | None = None
-        if args.adversary_weight > 0:
-            num_model_labels = getattr(model.config, "num_labels", 1)
-            num_labels = num_model_labels if args.adversary_label_conditioned else 1
-            with torch.random.fork_rng(devices=[]):  # reproducible, identical on every process
-                torch.manual_seed(args.seed)
-                self.adversary = Adversary(
-                    input_size=num_model_labels if args.adversary_input == "logits" else model.config.hidden_size,
-                    num_groups=self.num_groups,
-                    hidden_size=args.adversary_hidden_size,
-                    num_layers=args.adversary_layers,
-                    num_adversaries=args.num_adversaries,
-                    num_labels=num_labels,
-                    mode=args.adversary_mode,
-                )
-            # Registered on the top-level model after any PEFT wrapping: trainable, moved to the device, wrapped
-            # by DDP/DeepSpeed, called inside the forward (a hook). `_save` keeps it out of the saved model.
-            model.add_module(ADVERSARY_ATTR, self.adversary)
-        is_decoder = is_decoder_model(model)
-        self.hooks = RepresentationHooks(
-            model, lambda h, m: self.adapter.pool(h, m, is_decoder), adversary_input=args.adversary_input
-        )
+        self.objectives = self._build_objectives(args, model)
+        adversary = self.objectives.get("adversary")
+        self.adversary = adversary.module if adversary is not None else None
+        pool = partial(self.adapter.pool, is_decoder=is_decoder_model(model))
+        fair_model = FairModel(model, pool, adversary=self.adversary, adversary_input=args.adversary_input)
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
         self._few_group_batches = 0
         self._in_checkpoint = False
+        self._window_counts: dict[str, torch.Tensor] | None = None  # fairtune's item counts of the current window
+        self._active_references = eval_references
         self._adversary_optimizer: torch.optim.Optimizer | None = None
         self._adversary_cells: torch.Tensor | None = None  # adversary_balance: [labels, groups] weights
         #: when True, evaluation metrics also carry the nested `per_group` table (for reports, not for logging)
         self.nested_report = False
         if kwargs.get("compute_metrics") is None:
             kwargs["compute_metrics"] = self._compute_fair_metrics
-        super().__init__(model=model, args=args, **kwargs)
+        super().__init__(model=fair_model, args=args, **kwargs)
         self.model_accepts_loss_kwargs = False
+        if args.label_names is None:  # the trainer's own list; the caller's arguments stay as given
+            self.label_names = [*self.adapter.label_names, *FAIRTUNE_KEYS]
 
-    # ---- set-up checks ---------------------------------------------------------------------------------------
+    # ---- set-up ----------------------------------------------------------------------------------------------
     def _check_objectives(self, args: FairTrainingArguments) -> None:
-        on = [w for w in OBJECTIVE_WEIGHTS if getattr(args, w) > 0]
-        unsupported = [w for w in on if w not in self.adapter.supported_objectives]
-        if unsupported:
-            raise ValueError(
-                f"{', '.join(f'`{w}`' for w in unsupported)}: not supported for the {self.adapter.name} task "
-                f"(supported: {', '.join(sorted(self.adapter.supported_objectives))}); set it to 0."
-            )
-        if args.adversary_input == "logits" and args.adversary_weight > 0 and self.adapter.name != "classification":
+        """Refuse, before anything trains, objectives the task cannot feed and settings that contradict."""
+        from fairtune.objectives import OBJECTIVES
+
+        provides = set(self.adapter.provides)
+        supported = [n for n, c in OBJECTIVES.items() if set(c.needs) <= provides]
+        for name in self.objective_weights:
+            cls = OBJECTIVES[name]
+            if not set(cls.needs) <= provides:
+                key = cls.weight_field or f"objectives.{name}"
+                raise ValueError(
+                    f"`{key}`: not supported for the {self.adapter.name} task (it needs "
+                    f"{sorted(set(cls.needs) - provides)}; supported objectives: {', '.join(supported)}); set it to 0."
+                )
+        adversary_on = "adversary" in self.objective_weights
+        if adversary_on and args.adversary_input == "logits" and self.adapter.name != "classification":
             raise ValueError(
                 f"`adversary_input: logits` is for sequence classification (the {self.adapter.name} task predicts "
                 "per token or per span); use `adversary_input: representation`."
@@ -160,14 +153,37 @@ class FairTrainer(Trainer):
                     f"`gap_groups`: name at least two of the groups {self.group_names}; got {list(args.gap_groups)}"
                     + (f" ({', '.join(map(repr, unknown))} unknown)." if unknown else ".")
                 )
-        if args.adversary_label_conditioned and args.adversary_weight > 0 and not self.adapter.has_class_labels:
+        if args.adversary_label_conditioned and adversary_on and "labels" not in provides:
             raise ValueError(f"`adversary_label_conditioned`: the {self.adapter.name} task has no class labels.")
-        needs = [w for w in on if w in GROUP_OBJECTIVES or w == "adversary_weight"]
+        needs = [OBJECTIVES[n].weight_field or f"objectives.{n}" for n in self.objective_weights if OBJECTIVES[n].needs_groups]
         if needs and self.num_groups < 2:
             raise ValueError(
                 f"{', '.join(f'`{w}`' for w in needs)} need at least two groups, got {self.num_groups} "
                 f"({self.group_names}); check `group_column` and the data."
             )
+
+    def _build_objectives(self, args: FairTrainingArguments, model) -> dict[str, Objective]:
+        """One instance per active objective: gathered ones first, then local ones (the order terms are added)."""
+        from fairtune.objectives import OBJECTIVES
+
+        built: dict[str, Objective] = {}
+        context = {"num_groups": self.num_groups, "group_names": tuple(self.group_names)}
+        specs = resolve_objectives(args)
+        for name in sorted(specs, key=lambda n: (not OBJECTIVES[n].gathered, list(OBJECTIVES).index(n))):
+            _, options = specs[name]
+            extra: dict[str, Any] = {}
+            if name == "adversary":  # the adversary module is sized by the model and seeded by the run
+                num_labels = getattr(model.config, "num_labels", 1)
+                extra = {
+                    "input_size": num_labels if args.adversary_input == "logits" else model.config.hidden_size,
+                    "num_model_labels": num_labels,
+                    "seed": args.seed,
+                }
+            try:
+                built[name] = OBJECTIVES[name](**context, **extra, **options)
+            except TypeError as err:
+                raise ValueError(f"objective {name!r}: {err}; check its options in `objectives`.") from err
+        return built
 
     @staticmethod
     def _check_hub_strategy(args: FairTrainingArguments) -> None:
@@ -181,22 +197,20 @@ class FairTrainer(Trainer):
             )
 
     @property
-    def _group_objectives(self) -> list[tuple[str, float]]:
-        return [(w, getattr(self.args, w)) for w in GROUP_OBJECTIVES if getattr(self.args, w) > 0]
+    def task_model(self):
+        """The user's task model (what is saved and pushed)."""
+        return self.accelerator.unwrap_model(self.model).task_model if hasattr(self, "accelerator") else None
 
-    # ---- loss ------------------------------------------------------------------------------------------------
-    def _adversary_strength(self) -> float:
-        weight = self.args.adversary_weight
-        progress = self.state.global_step / self.state.max_steps if self.state.max_steps else 1.0
-        if self.args.adversary_schedule == "ganin" and self.state.max_steps:
-            weight *= ganin_schedule(min(1.0, progress))
-        if self.args.adversary_warmup_ratio > 0:  # linear ramp 0 -> weight over the first part of training
-            weight *= min(1.0, progress / self.args.adversary_warmup_ratio)
-        return weight
+    @property
+    def group_dro(self):
+        """The group DRO objective (its `q` and state), or None."""
+        return self.objectives.get("group_dro")
 
+    # ---- batches and counts ----------------------------------------------------------------------------------
     def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
-        """The accumulation window; in the last batch of an epoch, rows that accelerate's `even_batches` repeated
-        from the epoch's start are marked (`fairtune_keep`) so that no loss or statistic counts them twice."""
+        """The accumulation window. In the last batch of an epoch, rows that accelerate's `even_batches` repeated
+        from the epoch's start are marked (`fairtune_keep`) so that no loss or statistic counts them twice; the
+        window's global item counts are kept in fairtune's own state (transformers' count is left as it is)."""
         batch_samples = []
         for _ in range(num_batches):
             try:
@@ -208,117 +222,199 @@ class FairTrainer(Trainer):
             if real is not None:
                 batch[KEEP_KEY] = padding_keep_mask(_num_rows(batch), real, device)
             batch_samples.append(batch)
+        self._window_counts = self.count_items(batch_samples, device)
         return batch_samples, self._get_num_items_in_batch(batch_samples, device)
 
-    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> dict[str, torch.Tensor]:
-        """Global counts over the accumulation window: task items, grouped rows (adversary), CLP pairs."""
-        task = adv = clp = 0
+    def count_items(self, batch_samples: list[dict[str, Any]], device: torch.device) -> dict[str, torch.Tensor]:
+        """Global item counts over batches: the task's loss items and each local objective's items."""
+        local = [n for n, o in self.objectives.items() if not o.gathered]
+        counts = torch.zeros(1 + len(local), dtype=torch.float32, device=device)
         for b in batch_samples:
             b = _kept_rows(b)
-            task += int(self.adapter.count_items(b))
-            if GROUP_KEY in b:
-                adv += int((b[GROUP_KEY] >= 0).sum())
-            if PAIR_KEY in b and IS_CF_KEY in b:
-                clp += len(find_pairs(b[PAIR_KEY], b[IS_CF_KEY]))
-        vec = all_sum(torch.tensor([task, adv, clp], dtype=torch.float32, device=device))
-        return {"task": vec[0], "adversary": vec[1], "clp": vec[2]}
+            counts[0] += float(self.adapter.count_items(b))
+            for i, name in enumerate(local, start=1):
+                counts[i] += float(self.objectives[name].count_items(b))
+        counts = all_sum(counts)
+        return {"task": counts[0], **{name: counts[i] for i, name in enumerate(local, start=1)}}
 
+    # ---- loss ------------------------------------------------------------------------------------------------
     def compute_loss(
         self,
         model,
         inputs: dict[str, Any],
         return_outputs: bool = False,
-        num_items_in_batch: dict[str, torch.Tensor] | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
     ):
-        """Task loss + weighted objectives + adversary, each logged; see the module docstring for the scaling."""
+        """Task loss + the registered objectives' terms, each logged (see the module docstring for the scaling)."""
         mode = "train" if model.training else "eval"
-        if mode == "eval" and KEEP_KEY not in inputs:  # evaluation computes each batch as soon as it is loaded
-            real = even_batches_real_rows(self.accelerator.gradient_state)
-            if real is not None:
-                inputs[KEEP_KEY] = padding_keep_mask(_num_rows(inputs), real, self.args.device)
-        if not isinstance(num_items_in_batch, dict):
-            num_items_in_batch = self._get_num_items_in_batch([inputs], self.args.device)
-        fair = {k: inputs.pop(k) for k in _DROP_KEYS if k in inputs}
-        keep = fair.pop(KEEP_KEY, None)
+        inputs = dict(inputs)
+        counts = self._window_counts if mode == "train" and self._window_counts is not None else None
+        if counts is None:  # evaluation (or a direct call): the batch is its own window
+            if mode == "eval" and KEEP_KEY not in inputs:
+                real = even_batches_real_rows(self.accelerator.gradient_state)
+                if real is not None:
+                    inputs[KEEP_KEY] = padding_keep_mask(_num_rows(inputs), real, self.args.device)
+            counts = self.count_items([inputs], self.args.device)
+        columns = {k: inputs.pop(k) for k in _DROP_KEYS if k in inputs}
         labels = {k: inputs.pop(k) for k in self.adapter.label_names if k in inputs}
-        extra = self.adapter.pop_model_extras(inputs) if hasattr(self.adapter, "pop_model_extras") else {}
-        self.hooks.extra = extra
-        self.hooks.before_adversary = None
-        if self.adversary is not None and self.args.adversary_steps > 1 and mode == "train":
-            targets = (
-                fair.get(GROUP_KEY),
-                labels.get("labels") if self.args.adversary_label_conditioned else None,
-            )
-            self.hooks.before_adversary = lambda adv, rep: self._adversary_inner_steps(
-                adv, rep, *targets, self._adversary_row_weights(*targets)
-            )
-        if self.adversary is not None:
+        extras = self.adapter.pop_model_extras(inputs)
+        if self.adversary is not None:  # the reversal strength of this step, read inside the forward
             self.adversary.strength = self._adversary_strength()
-        outputs = model(**inputs)
-        pooled = outputs.get(POOLED_KEY) if isinstance(outputs, dict) else None
-        task = (
-            self.adapter.outputs(outputs, labels, pooled, extra)
-            if extra
-            else self.adapter.outputs(outputs, labels, pooled)
-        )
-        n = task.losses.shape[0]
-        device = task.losses.device
-        groups = fair.get(GROUP_KEY, torch.full((n,), -1, dtype=torch.long, device=device)).long()
-        if keep is not None:  # repeated rows: no task loss, no group, no pair
+        before = self._before_adversary(columns, labels) if mode == "train" else None
+        out: FairOutput = model(**inputs, pool_inputs=extras, before_adversary=before)
+        task = self.adapter.outputs(out.task_outputs, labels, out.pooled, extras)
+        batch = self._fair_batch(task, out, columns, labels, extras, mode)
+        losses = task.losses * columns[WEIGHT_KEY].to(task.losses.dtype) if WEIGHT_KEY in columns else task.losses
+        total = losses.sum() / counts["task"].clamp(min=1) * self.accelerator.num_processes
+        logs: dict[str, Any] = {"task_loss": Ratio(task.losses.detach().sum(), task.item_counts.detach().sum())}
+        terms, values = self._objective_terms(batch, counts, mode, logs)
+        total = total + terms
+        if mode == "train" and not bool(torch.isfinite(total.detach()).all()):
+            self._raise_non_finite(total.detach() - terms.detach(), values)
+        self._record(logs, mode, total.device)
+        if not return_outputs:
+            return total
+        preds = task.predictions if isinstance(task.predictions, dict) else {"logits": task.predictions}
+        return total, {**preds, POOLED_KEY: out.pooled}
+
+    def _fair_batch(self, task, out: FairOutput, columns, labels, extras, mode: str) -> FairBatch:
+        """The local batch view of this micro-batch; rows accelerate repeated get no task loss, group or pair."""
+        n, device = task.losses.shape[0], task.losses.device
+        groups = columns.get(GROUP_KEY, torch.full((n,), -1, dtype=torch.long, device=device)).long()
+        keep = columns.get(KEEP_KEY)
+        if keep is not None:
             keep = keep.to(device)
-            task.losses = task.losses * keep
-            task.item_counts = task.item_counts * keep
+            task.losses, task.item_counts = task.losses * keep, task.item_counts * keep
             groups = torch.where(keep, groups, -1)
-            if PAIR_KEY in fair:
-                fair[PAIR_KEY] = torch.where(keep, fair[PAIR_KEY], -1)
-        world = self.accelerator.num_processes
-        ga = getattr(self, "current_gradient_accumulation_steps", 1) if mode == "train" else 1
-        ga = max(int(ga or 1), 1)
+            if PAIR_KEY in columns:
+                columns[PAIR_KEY] = torch.where(keep, columns[PAIR_KEY], -1)
+        pair_log_probs, num_pairs = None, 0
+        if any("pair_log_probs" in o.needs for o in self.objectives.values()) and PAIR_KEY in columns:
+            pairs = find_pairs(columns[PAIR_KEY], columns[IS_CF_KEY]).to(device)
+            num_pairs = len(pairs)
+            if num_pairs:
+                pair_log_probs = self.adapter.pair_log_probs(out.task_outputs, {**labels, **columns, **extras}, pairs)
+        adversary = self.objectives.get("adversary")
+        row_weights = None
+        if adversary is not None:
+            row_weights = self._adversary_row_weights(groups, task.labels if adversary.label_conditioned else None)
+        return FairBatch(
+            losses=task.extras.get("group_losses", task.losses),  # NER: per-example mean token loss
+            groups=groups,
+            num_groups=self.num_groups,
+            labels=task.labels,
+            probs=task.probs,
+            representation=out.pooled,
+            adversary_logits=out.adversary_logits,
+            pair_log_probs=pair_log_probs,
+            num_pairs=num_pairs,
+            row_weights=row_weights,
+            training=mode == "train",
+            accumulation_steps=self._accumulation_steps(mode),
+        )
 
-        weights = fair.get(WEIGHT_KEY)
-        losses = task.losses * weights.to(task.losses.dtype) if weights is not None else task.losses
-        total = losses.sum() / num_items_in_batch["task"].clamp(min=1) * world
-        sums = [task.losses.detach().sum(), task.item_counts.detach().sum()]
-        logs: dict[str, float] = {}
-
-        if self._group_objectives:
-            total = total + self._group_terms(task, groups, mode, logs) / ga
-
-        if self.adversary is not None:
-            adv_out = outputs[ADV_LOGITS_KEY]
-            adv_labels = task.labels if self.args.adversary_label_conditioned else None
-            row_weights = self._adversary_row_weights(groups, adv_labels)
-            lsum, correct, valid = adversary_loss(adv_out[0], groups, adv_labels, row_weights)
-            total = total + lsum / num_items_in_batch["adversary"].clamp(min=1) * world
-            if adv_out.shape[0] > 1:  # confusion mode: the encoder is pushed towards uniform group predictions
-                conf = confusion_loss(adv_out[1], groups, adv_labels, row_weights)
-                total = total + self.adversary.strength * conf / num_items_in_batch["adversary"].clamp(min=1) * world
-                logs["adversary_confusion"] = float(conf.detach()) / max(float(valid), 1.0)
-            if self.args.num_adversaries > 1:
-                orth = self.adversary.orthogonality()
-                total = total + self.args.adversary_orthogonality_weight * orth / ga
-                logs["adversary_orthogonality"] = float(orth.detach())
-            sums += [lsum.detach(), correct, valid]
-            logs["adversary_strength"] = float(self.adversary.strength)
-
-        if self.args.clp_weight > 0:
-            pairs = find_pairs(fair[PAIR_KEY], fair[IS_CF_KEY]) if PAIR_KEY in fair else torch.zeros((0, 2))
-            if len(pairs):
-                a, b, mask = self.adapter.pair_log_probs(outputs, {**labels, **fair, **extra}, pairs.to(device))
-                clp_sum = pair_divergence(a, b, mask).sum()
+    def _objective_terms(self, batch: FairBatch, counts, mode: str, logs: dict[str, Any]):
+        """The weighted objectives: gathered ones on the global micro-batch (averaged over accumulation steps),
+        local ones scaled by their global item counts. Returns (their sum, each objective's detached value)."""
+        gathered_terms, local_terms = None, zero_like_graph(batch.losses)
+        global_batch, values = None, {}
+        for name, objective in self.objectives.items():
+            if objective.gathered:
+                if global_batch is None:
+                    global_batch = self._gathered(batch, mode)
+                    gathered_terms = zero_like_graph(global_batch.losses)
+                value, lg = objective(global_batch)
+                gathered_terms = gathered_terms + objective.combine(value, self.objective_weights[name])
             else:
-                clp_sum = zero_like_graph(task.losses)
-            total = total + self.args.clp_weight * clp_sum / num_items_in_batch["clp"].clamp(min=1) * world
-            sums += [clp_sum.detach(), torch.tensor(float(len(pairs)), device=device)]
+                batch.scale = self.accelerator.num_processes / counts[name].clamp(min=1)
+                value, lg = objective(batch)
+                local_terms = local_terms + objective.combine(value, self.objective_weights[name])
+            values[name] = value.detach()
+            logs.update(lg)
+        if gathered_terms is None:
+            return local_terms, values
+        return gathered_terms / batch.accumulation_steps + local_terms, values
 
-        self._log_sums(sums, logs, mode)
-        if return_outputs:
-            preds = task.predictions if isinstance(task.predictions, dict) else {"logits": task.predictions}
-            out = dict(preds)
-            if pooled is not None:
-                out[POOLED_KEY] = pooled
-            return total, out
-        return total
+    def _gathered(self, batch: FairBatch, mode: str) -> FairBatch:
+        """The batch view gathered over all processes (with gradients) for group statistics."""
+        view = FairBatch(
+            losses=gather_with_grad(batch.losses),
+            groups=gather_with_grad(batch.groups),
+            num_groups=self.num_groups,
+            labels=gather_with_grad(batch.labels) if batch.labels is not None else None,
+            probs=gather_with_grad(batch.probs) if batch.probs is not None else None,
+            training=batch.training,
+            accumulation_steps=batch.accumulation_steps,
+        )
+        counts = torch.bincount(view.groups[view.valid], minlength=self.num_groups)
+        if mode == "train" and bool((counts < self.args.min_group_count).any()):
+            self._few_group_batches += 1
+            if self._few_group_batches == 1:
+                logger.warning(
+                    "A micro-batch holds fewer than %d rows of some group (counts %s). Group objectives are "
+                    "computed per micro-batch over all processes; raise the per-device batch size for stabler "
+                    "estimates. Further such batches are counted and reported at the end.",
+                    self.args.min_group_count,
+                    dict(zip(self.group_names, counts.tolist())),
+                )
+        return view
+
+    def _accumulation_steps(self, mode: str) -> int:
+        ga = getattr(self, "current_gradient_accumulation_steps", 1) if mode == "train" else 1
+        return max(int(ga or 1), 1)
+
+    def _raise_non_finite(self, task_loss: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
+        """Name the term that went NaN/inf and stop before the broken weights are stepped or saved."""
+        bad = [] if bool(torch.isfinite(task_loss).all()) else ["the task loss"]
+        for name, value in values.items():
+            weight = self.objective_weights[name]
+            if not bool(torch.isfinite(value).all()) or not math.isfinite(weight * float(value.float().sum())):
+                bad.append(f"{name!r} (weight {weight}, value {float(value.float().sum()):.4g})")
+        raise NonFiniteLossError(
+            f"the training loss is not finite at step {self.state.global_step + 1}: {', '.join(bad) or 'a term'} "
+            "went NaN/inf; training stopped and nothing was saved for this step. Lower the learning rate or that "
+            "objective's weight, or check the data for extreme values."
+        )
+
+    def _record(self, logs: dict[str, Any], mode: str, device: torch.device) -> None:
+        """One all-reduce for every `Ratio` (exact global means), then keep the values for `log()`."""
+        ratios = [(k, v) for k, v in logs.items() if isinstance(v, Ratio)]
+        if ratios:
+            parts = [t for _, r in ratios for t in (r.num, 0.0 if r.den is None else r.den)]
+            vec = all_sum(torch.stack([torch.as_tensor(p, dtype=torch.float32, device=device) for p in parts]))
+            vals = vec.tolist()
+            for i, (key, r) in enumerate(ratios):
+                num, den = vals[2 * i], vals[2 * i + 1]
+                if r.den is None:
+                    logs[key] = num
+                elif den > 0:
+                    logs[key] = num / den
+                elif r.empty is not None:
+                    logs[key] = r.empty
+                else:
+                    del logs[key]
+        for k, v in logs.items():
+            if not isinstance(v, Ratio) and math.isfinite(float(v)):
+                self._metrics[mode][k].append(float(v))
+
+    # ---- the adversary's schedule, balance and extra steps ---------------------------------------------------
+    def _adversary_strength(self) -> float:
+        weight = self.objective_weights.get("adversary", 0.0)
+        progress = self.state.global_step / self.state.max_steps if self.state.max_steps else 1.0
+        if self.args.adversary_schedule == "ganin" and self.state.max_steps:
+            weight *= ganin_schedule(min(1.0, progress))
+        if self.args.adversary_warmup_ratio > 0:  # linear ramp 0 -> weight over the first part of training
+            weight *= min(1.0, progress / self.args.adversary_warmup_ratio)
+        return weight
+
+    def _before_adversary(self, columns: dict[str, Any], labels: dict[str, Any]):
+        """The callback that takes `adversary_steps - 1` extra adversary updates inside the wrapped forward."""
+        if self.adversary is None or self.args.adversary_steps <= 1:
+            return None
+        groups = columns.get(GROUP_KEY)
+        y = labels.get("labels") if self.args.adversary_label_conditioned else None
+        weights = self._adversary_row_weights(groups, y)
+        return lambda adversary, rep: self._adversary_inner_steps(adversary, rep, groups, y, weights)
 
     def _adversary_row_weights(self, groups: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
         """`adversary_balance`: each row's weight from the training data's (label, group) cell counts (label only
@@ -361,71 +457,7 @@ class FairTrainer(Trainer):
             self._adversary_optimizer.step()
             self._adversary_optimizer.zero_grad(set_to_none=True)
 
-    def _group_terms(self, task, groups: torch.Tensor, mode: str, logs: dict[str, float]) -> torch.Tensor:
-        """Weighted sum of the group objectives over the global micro-batch (gathered with gradients)."""
-        batch = FairBatch(
-            losses=gather_with_grad(task.extras.get("group_losses", task.losses)),  # QA/NER: NER's per-token mean
-            groups=gather_with_grad(groups),
-            num_groups=self.num_groups,
-            labels=gather_with_grad(task.labels) if task.labels is not None else None,
-            probs=gather_with_grad(task.probs) if task.probs is not None else None,
-        )
-        counts = torch.bincount(batch.groups[batch.valid], minlength=self.num_groups)
-        if mode == "train" and bool((counts < self.args.min_group_count).any()):
-            self._few_group_batches += 1
-            if self._few_group_batches == 1:
-                logger.warning(
-                    "A micro-batch holds fewer than %d rows of some group (counts %s). Group objectives are "
-                    "computed per micro-batch over all processes; raise the per-device batch size for stabler "
-                    "estimates. Further such batches are counted and reported at the end.",
-                    self.args.min_group_count,
-                    dict(zip(self.group_names, counts.tolist())),
-                )
-        total = zero_like_graph(batch.losses)
-        for name, weight in self._group_objectives:
-            if name == "dp_weight":
-                value, lg = G.demographic_parity_gap(batch)
-            elif name == "eo_weight":
-                value, lg = G.equalized_odds_gap(batch)
-            elif name == "mindiff_weight":
-                value, lg = G.mindiff_mmd(
-                    batch, self.args.mindiff_kernel, self.args.mindiff_bandwidth, self.args.mindiff_label
-                )
-            elif name == "group_dro_weight":
-                value, lg = self.group_dro(batch, update=mode == "train")
-                lg = {
-                    (
-                        f"group_dro_q_{self.group_names[int(k.rsplit('_', 1)[1])]}"
-                        if k.startswith("group_dro_q_")
-                        else k
-                    ): v
-                    for k, v in lg.items()
-                }
-            else:
-                value, lg = G.loss_parity(batch)
-            total = total + weight * value
-            logs.update(lg)
-        return total
-
-    def _log_sums(self, sums: list[torch.Tensor], logs: dict[str, float], mode: str) -> None:
-        """One all-reduce for every summed statistic, then record global per-micro-batch means."""
-        vec = all_sum(torch.stack([torch.as_tensor(s, dtype=torch.float32, device=sums[0].device) for s in sums]))
-        vals = vec.tolist()
-        if vals[1] > 0:
-            logs["task_loss"] = vals[0] / vals[1]
-        i = 2
-        if self.adversary is not None:
-            if vals[i + 2] > 0:
-                logs["adversary_loss"] = vals[i] / vals[i + 2]
-                logs["adversary_accuracy"] = vals[i + 1] / vals[i + 2]
-            i += 3
-        if self.args.clp_weight > 0:
-            logs["clp"] = vals[i] / vals[i + 1] if vals[i + 1] > 0 else 0.0
-            logs["clp_pairs"] = vals[i + 1]
-        for k, v in logs.items():
-            if math.isfinite(v):
-                self._metrics[mode][k].append(v)
-
+    # ---- logging ---------------------------------------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the averaged objective values since the last log (train) or over the evaluation (eval)."""
         mode = "train" if self.model.training else "eval"
@@ -437,6 +469,26 @@ class FairTrainer(Trainer):
         super().log(logs, start_time)
 
     # ---- evaluation ------------------------------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", references: Any = None):
+        """`Trainer.evaluate`; `references` are what the adapter scores `eval_dataset` against (QA: examples),
+        by default the trainer's `eval_references`."""
+        with self._references(references if references is not None else self.eval_references):
+            return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test", references: Any = None):
+        """`Trainer.predict`; predictions are a dict keyed by name (`logits` or `start_logits`/`end_logits`, and
+        `pooled`); `references` as in `evaluate`."""
+        with self._references(references):
+            return super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    @contextmanager
+    def _references(self, references: Any):
+        previous, self._active_references = self._active_references, references
+        try:
+            yield
+        finally:
+            self._active_references = previous
+
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
     ):
@@ -450,47 +502,57 @@ class FairTrainer(Trainer):
         return output
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        """Unlabelled sets (no task labels) go to the model directly: drop fairtune's columns first."""
-        ignore_keys = list(ignore_keys or []) + [ADV_LOGITS_KEY, "hidden_states", "attentions"]
-        if not all(inputs.get(k) is not None for k in self.adapter.label_names):
-            extras = getattr(self.adapter, "extra_columns", ())  # QA/NER: adapter-only batch columns
-            inputs = {
-                k: v
-                for k, v in inputs.items()
-                if k not in _DROP_KEYS and k not in self.adapter.label_names and k not in extras
-            }
-        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        """Loss, predictions keyed by name (with the pooled vector, never every hidden state) and labels; an
+        unlabelled set runs the same forward without a task loss."""
+        inputs = self._prepare_inputs(inputs)
+        has_labels = bool(self.label_names) and all(inputs.get(k) is not None for k in self.label_names)
+        labels = tuple(inputs[k].detach() for k in self.label_names) if has_labels else None
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+        loss = loss.detach().mean() if has_labels else None
+        if prediction_loss_only:
+            return loss, None, None
+        skip = set(ignore_keys or [])
+        preds = {k: v.detach() for k, v in outputs.items() if k not in skip and v is not None}
+        if labels is not None and len(labels) == 1:
+            labels = labels[0]
+        return loss, preds, labels
 
     def _compute_fair_metrics(self, eval_pred) -> dict[str, float]:
         """Task metrics, group metrics, counterfactual consistency and the leakage probe."""
-        preds = eval_pred.predictions if isinstance(eval_pred.predictions, tuple) else (eval_pred.predictions,)
+        preds = dict(eval_pred.predictions)
         label_ids = eval_pred.label_ids if isinstance(eval_pred.label_ids, tuple) else (eval_pred.label_ids,)
-        labels = dict(zip(self.args.label_names, label_ids))
-        pooled = preds[-1] if len(preds) > 1 else None
-        main = preds[:-1] if pooled is not None else preds
-        metrics = self.adapter.evaluate(
-            main if len(main) > 1 else main[0],
-            labels,
+        labels = dict(zip(self.label_names, label_ids))
+        pooled = preds.pop(POOLED_KEY, None)
+        context = EvalContext(
             group_names=self.group_names,
             label_list=self.label_list,
-            trainer=self,
+            gap_groups=list(self.args.gap_groups or []) or None,
             nested=self.nested_report,
+            references=self._active_references,
         )
+        metrics = self.adapter.evaluate(preds, labels, context)
         groups = labels.get(GROUP_KEY)
         if self.args.leakage_probe and pooled is not None and groups is not None and self.num_groups >= 2:
             try:
-                probe = leakage_probe(pooled, np.asarray(groups), seed=self.args.seed)
-                metrics.update(probe)
+                metrics.update(leakage_probe(pooled, np.asarray(groups), seed=self.args.seed))
             except ValueError as err:
                 logger.warning("leakage probe skipped: %s", err)
         metrics.update(selection_metrics(metrics))  # `dto`, usable as `metric_for_best_model`
         return metrics
 
     def _set_signature_columns_if_needed(self) -> None:
-        """QA/NER: keep the adapter's extra batch columns (and `sample_weight`) through `remove_unused_columns`."""
-        super()._set_signature_columns_if_needed()
-        extra = [*getattr(self.adapter, "extra_columns", ()), WEIGHT_KEY]
-        self._signature_columns = list(dict.fromkeys([*self._signature_columns, *extra]))
+        """The task model's forward decides which columns stay (the FairModel takes `**inputs`), plus the label
+        names, the adapter's extra batch columns and `sample_weight`."""
+        if self._signature_columns is None:
+            import inspect
+
+            from fairtune.modeling import unwrap_peft
+
+            inner = unwrap_peft(self.accelerator.unwrap_model(self.model).task_model)
+            names = list(inspect.signature(inner.forward).parameters)
+            extra = [*self.label_names, *self.adapter.extra_columns, WEIGHT_KEY, "label", "label_ids"]
+            self._signature_columns = list(dict.fromkeys([*names, *extra]))
 
     # ---- optimizer, sampler ----------------------------------------------------------------------------------
     def create_optimizer(self, model=None):
@@ -511,21 +573,19 @@ class FairTrainer(Trainer):
         return optimizer
 
     def get_train_dataloader(self):
-        """With CLP on and counterfactual pairs in the data, batches keep each pair whole (PairedBatchSampler)."""
+        """With CLP on and counterfactual pairs in the data, batches keep each pair whole (PairedBatchSampler);
+        the loader gets every setting the Trainer's own would (workers, their seeding, persistence, prefetch)."""
+        from fairtune.sampling import PairedBatchSampler, pair_units, trainer_loader_params
+
         ds = self.train_dataset
         has_pairs = (
-            self.args.clp_weight > 0
+            "clp" in self.objectives
             and hasattr(ds, "column_names")
             and PAIR_KEY in ds.column_names
             and max(ds[PAIR_KEY]) >= 0
         )
         if not has_pairs:
             return super().get_train_dataloader()
-        from torch.utils.data import DataLoader
-
-        from fairtune.data import balance_weights
-        from fairtune.sampling import PairedBatchSampler, pair_units
-
         if getattr(self.args, "train_sampling_strategy", None) == "group_by_length":
             logger.warning("`train_sampling_strategy: group_by_length` is ignored: CLP batches keep pairs whole.")
         ds = self._remove_unused_columns(ds, description="Training")
@@ -533,61 +593,47 @@ class FairTrainer(Trainer):
         weights = None
         if self.args.group_balance == "resample":
             labels = list(ds["labels"]) if "labels" in ds.column_names else None
-            row_w = balance_weights(list(ds[GROUP_KEY]), labels)
+            row_w = row_balance_weights(list(ds[GROUP_KEY]), labels)
             weights = [row_w[u[0]] for u in pair_units(pair_ids)]
         sampler = PairedBatchSampler(
-            pair_ids,
-            self._train_batch_size,
-            seed=self.args.seed,
-            weights=weights,
-            drop_last=self.args.dataloader_drop_last,
+            pair_ids, self._train_batch_size, seed=self.args.seed, weights=weights, drop_last=self.args.dataloader_drop_last
         )
-        loader = DataLoader(
-            ds,
-            batch_sampler=sampler,
-            collate_fn=self.data_collator,
-            num_workers=self.args.dataloader_num_workers,
-            pin_memory=self.args.dataloader_pin_memory,
-        )
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(ds, batch_sampler=sampler, **trainer_loader_params(self.args, self.data_collator))
         return self.accelerator.prepare(loader)
 
     def _get_train_sampler(self, train_dataset=None):
         """`group_balance: resample` draws rows with probability inversely proportional to their group x label cell."""
         if self.args.group_balance != "resample":
             return super()._get_train_sampler(train_dataset)
-        from fairtune.data import balance_weights
-
         ds = train_dataset if train_dataset is not None else self.train_dataset
         labels = list(ds["labels"]) if "labels" in ds.column_names else None
-        weights = torch.tensor(balance_weights(list(ds[GROUP_KEY]), labels), dtype=torch.double)
+        weights = torch.tensor(row_balance_weights(list(ds[GROUP_KEY]), labels), dtype=torch.double)
         generator = torch.Generator().manual_seed(self.args.seed)
         return torch.utils.data.WeightedRandomSampler(weights, len(weights), replacement=True, generator=generator)
 
     # ---- saving and resuming ---------------------------------------------------------------------------------
     @contextmanager
-    def _without_adversary(self):
-        """Temporarily remove the adversary so that saved models are plain transformers/PEFT models."""
-        owner = self.model if self.adversary is not None and hasattr(self.model, ADVERSARY_ATTR) else None
-        if owner is None:
-            yield
-            return
-        module = owner._modules.pop(ADVERSARY_ATTR)
+    def _as_task_model(self):
+        """Within the block `self.model` is the user's task model: the Trainer's save and load paths then write
+        and read a plain transformers / PEFT model (never the FairModel wrapper or the adversary)."""
+        wrapper = self.model
+        self.model = self.accelerator.unwrap_model(wrapper).task_model
         try:
-            yield
+            yield self.model
         finally:
-            owner._modules[ADVERSARY_ATTR] = module
+            self.model = wrapper
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
+        fair = self.accelerator.unwrap_model(self.model)
         adv_state = None
-        if self.adversary is not None:
-            prefix = ADVERSARY_ATTR + "."
-            if state_dict is not None:
-                adv_state = {k.split(prefix, 1)[1]: v for k, v in state_dict.items() if prefix in k}
-                state_dict = {k: v for k, v in state_dict.items() if prefix not in k}
-            if not adv_state:
-                adv_state = self.adversary.state_dict()
-        with self._without_adversary():
+        if state_dict is not None:  # DeepSpeed / FSDP hand over the gathered FairModel state
+            state_dict, adv_state = fair.split_state_dict(state_dict)
+        if not adv_state and self.adversary is not None:
+            adv_state = self.adversary.state_dict()
+        with self._as_task_model():
             super()._save(output_dir, state_dict=state_dict)
         if self.args.should_save and self.args.hub_token is not None:
             from fairtune.hub import scrub_token
@@ -622,19 +668,22 @@ class FairTrainer(Trainer):
             config = config_to_dict(self.args)
             config.update(group_names=self.group_names, label_list=self.label_list, task=self.adapter.name)
         with open(os.path.join(output_dir, CONFIG_FILE), "w") as f:
-            json.dump(config, f, indent=2, default=str)
+            json.dump(config, f, indent=2, default=str, allow_nan=False)
 
     def fairtune_state(self) -> dict[str, Any]:
-        """fairtune's own training state (everything beyond weights, optimizer and RNG) for checkpoints."""
-        return {
-            "group_names": self.group_names,
-            "group_dro": self.group_dro.state_dict() if self.group_dro is not None else None,
-            "few_group_batches": self._few_group_batches,
-        }
+        """fairtune's own training state (everything beyond weights, optimizer and RNG) for checkpoints: each
+        stateful objective's state under its name (`group_dro`: the q weights)."""
+        state: dict[str, Any] = {"group_names": self.group_names, "few_group_batches": self._few_group_batches}
+        for name, objective in self.objectives.items():
+            obj_state = objective.state_dict()
+            if obj_state is not None:
+                state[name] = obj_state
+        state.setdefault("group_dro", None)
+        return state
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        with self._without_adversary():
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
+        with self._as_task_model() as task_model:
+            super()._load_from_checkpoint(resume_from_checkpoint, model if model is not None else task_model)
         adv_file = os.path.join(resume_from_checkpoint, ADVERSARY_FILE)
         if self.adversary is not None:
             if not os.path.isfile(adv_file):
@@ -652,12 +701,13 @@ class FairTrainer(Trainer):
         if os.path.isfile(state_file):
             with open(state_file) as f:
                 state = json.load(f)
-            if self.group_dro is not None and state.get("group_dro"):
-                self.group_dro.load_state_dict(state["group_dro"])
+            for name, objective in self.objectives.items():
+                if state.get(name):
+                    objective.load_state_dict(state[name])
             self._few_group_batches = state.get("few_group_batches", 0)
 
     def _load_best_model(self) -> None:
-        with self._without_adversary():
+        with self._as_task_model():
             super()._load_best_model()
         adv_file = os.path.join(self.state.best_model_checkpoint or "", ADVERSARY_FILE)
         if self.adversary is not None and os.path.isfile(adv_file):
@@ -721,10 +771,8 @@ class FairTrainer(Trainer):
         """fairtune owns the card: transformers' own drops non-standard (fairness) metrics."""
         if not self.is_world_process_zero():
             return
-        try:
-            from fairtune.cards import write_model_card
-        except ImportError:  # pragma: no cover - cards module is part of the package
-            return super().create_model_card(*args, **kwargs)
+        from fairtune.cards import write_model_card
+
         write_model_card(self.args.output_dir)
 
 

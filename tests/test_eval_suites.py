@@ -129,7 +129,7 @@ def test_group_with_a_model(tmp_path):
 def test_counterfactual_suite(tmp_path):
     pytest.importorskip("fairtune.augment")
     r = run_suite("counterfactual", "classifier", data=str(_group_csv(tmp_path, 30)), axes=["gender"])
-    assert r.details["n_pairs"] == 30  # every text has he/she
+    assert r.details["counterfactual_pairs"] == 30  # every text has he/she
     assert 0 <= r.metrics["flip_rate"] <= 1 and r.metrics["ctf_gap"] >= 0
     assert r.metrics["flip_rate_gender"] == r.metrics["flip_rate"]
 
@@ -140,7 +140,7 @@ def test_counterfactual_given_column(tmp_path):
     path = tmp_path / "pairs.csv"
     pd.DataFrame({"text": ["he is here", "same"], "cf": ["she is here", "same"]}).to_csv(path, index=False)
     r = run_suite("counterfactual", "classifier", data=str(path), counterfactual_column="cf")
-    assert r.details["n_pairs"] == 1 and "flip_rate_given" in r.metrics
+    assert r.details["counterfactual_pairs"] == 1 and "flip_rate_given" in r.metrics
 
 
 @needs_data

@@ -15,7 +15,6 @@ from fairtune.config import DataArguments, FairTrainingArguments, ModelArguments
 from fairtune.data import encode_datasets
 from fairtune.peft_utils import check_4bit_support, lora_config, trainable_parameter_names, wrap_with_lora
 from fairtune.pipeline import load_model, load_tokenizer
-from fairtune.representation import ADVERSARY_ATTR, POOLED_KEY
 from fairtune.tasks.classification import ClassificationAdapter
 from fairtune.trainer import FairTrainer
 
@@ -122,7 +121,7 @@ def test_lora_training_saving_and_reloading(kind, llama_dir, gpt2_dir, tmp_path)
     model = trainer.model
     tok = trainer.processing_class
     assert tok.pad_token is not None and model.config.pad_token_id == tok.pad_token_id  # pad = eos for GPT-2
-    assert hasattr(model, ADVERSARY_ATTR) and all(p.requires_grad for p in trainer.adversary.parameters())
+    assert model.adversary is trainer.adversary and all(p.requires_grad for p in trainer.adversary.parameters())
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer.train()
     after = dict(model.named_parameters())
@@ -131,7 +130,7 @@ def test_lora_training_saving_and_reloading(kind, llama_dir, gpt2_dir, tmp_path)
     assert base and not (changed & base)  # base weights unchanged
     assert any("lora_B" in n for n in changed)  # adapters trained (B starts at zero)
     assert any(".modules_to_save." in n and "score" in n for n in changed)  # the head trained in full
-    assert any(n.startswith(ADVERSARY_ATTR + ".") for n in changed)  # the adversary trained
+    assert any(n.startswith("adversary.") for n in changed)  # the adversary trained
     logs = [h for h in trainer.state.log_history if "adversary_loss" in h]
     assert logs and "dp_gap" in logs[0]
 
@@ -139,13 +138,13 @@ def test_lora_training_saving_and_reloading(kind, llama_dir, gpt2_dir, tmp_path)
     trainer.save_model()
     adapter_weights = load_file(str(out / "adapter_model.safetensors"))
     assert any("lora_A" in k for k in adapter_weights) and any("score" in k for k in adapter_weights)
-    assert not any(ADVERSARY_ATTR in k for k in adapter_weights)
+    assert not any("adversary" in k for k in adapter_weights)
     assert not (out / "model.safetensors").exists()  # the adapter, not a full copy of the base model
 
     batch = _texts_batch(tok)
     model.eval()
     with torch.no_grad():
-        expected = model(**batch).logits
+        expected = model(**batch).task_outputs.logits
     base_model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
     base_model.config.pad_token_id = tok.pad_token_id
     reloaded = PeftModel.from_pretrained(base_model, out).eval()
@@ -169,9 +168,9 @@ def test_decoder_pools_last_non_pad_token_left_and_right(llama_dir, tmp_path):
         padded_left, padded_right = bool((mask[:, 0] == 0).any()), bool((mask[:, -1] == 0).any())
         assert (padded_left, padded_right) == (side == "left", side == "right")
         last = (mask * torch.arange(mask.shape[1])).argmax(1)
-        expected = out.hidden_states[-1][torch.arange(mask.shape[0]), last]
-        assert torch.allclose(out[POOLED_KEY], expected, atol=1e-6)
-        pooled[side], logits[side] = out[POOLED_KEY], out.logits
+        expected = out.task_outputs.hidden_states[-1][torch.arange(mask.shape[0]), last]
+        assert torch.allclose(out.pooled, expected, atol=1e-6)
+        pooled[side], logits[side] = out.pooled, out.task_outputs.logits
     assert torch.allclose(pooled["left"], pooled["right"], atol=1e-4)
     assert torch.allclose(logits["left"], logits["right"], atol=1e-4)
 

@@ -31,11 +31,17 @@ def test_cda_swaps_the_gender_group_of_counterfactual_rows():
 
 
 def test_multi_process_without_gpu_uses_cpu(monkeypatch):
+    """A derived default of the parsed recipe (the arguments a caller builds are left as given)."""
+    from fairtune.parser import parse_config
+
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr(FairTrainingArguments, "_setup_devices", property(lambda self: None), raising=False)
-    args = FairTrainingArguments(output_dir="/tmp/fairtune-cpu-check", report_to="none")
+    args = parse_config(None, ["--output_dir", "/tmp/fairtune-cpu-check", "--report_to", "none"])[2]
     assert args.use_cpu is True
+    assert parse_config(None, ["--output_dir", "/tmp/x", "--use_cpu", "false"])[2].use_cpu is False
+    own = FairTrainingArguments(output_dir="/tmp/fairtune-cpu-check", report_to="none")
+    assert own.use_cpu is False
 
 
 def test_a_checkpoint_with_another_label_set_is_resized(tiny_bert_dir):

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from fairtune.config import DataArguments, FairTrainingArguments
 from fairtune.metrics.ner import ner_metrics
+from fairtune.tasks.base import EvalContext
 from fairtune.tasks.ner import NerAdapter, conll_to_jsonl, invert_token_map, read_conll, sort_tags
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -84,10 +85,10 @@ ROWS = [
 
 def test_word_alignment_first_subtoken_and_label_all_tokens(tmp_path):
     tok = make_word_tokenizer(tmp_path / "tok")
-    adapter = NerAdapter()
     ds = Dataset.from_list(ROWS)
-    adapter.prepare_labels(DatasetDict(train=ds), _data_args())
-    assert adapter.label_list == ["O", "B-location", "B-person", "I-person"]
+    labels = NerAdapter().resolve_labels(DatasetDict(train=ds), _data_args())
+    assert labels == ["O", "B-location", "B-person", "I-person"]
+    adapter = NerAdapter().configured(_data_args(), labels)
     out = adapter.preprocess(ds, tok, _data_args(ner_pooling="entity"), "train")
     row = out[0]
     # [CLS] john likes x ##y ##l ... [SEP]
@@ -116,22 +117,21 @@ def test_int_tags_take_names_from_classlabel_or_label_list(tmp_path):
     names = ["O", "B-person", "I-person"]
     feats = Features({"tokens": List(Value("string")), "ner_tags": List(ClassLabel(names=names))})
     ds = Dataset.from_list([{"tokens": ["john", "is"], "ner_tags": [1, 0]}], features=feats)
-    adapter = NerAdapter()
-    assert adapter.prepare_labels(DatasetDict(train=ds), _data_args()) == names
+    assert NerAdapter().resolve_labels(DatasetDict(train=ds), _data_args()) == names
     plain = Dataset.from_list([{"tokens": ["john", "is"], "ner_tags": [1, 0]}])
     with pytest.raises(ValueError, match="label_list"):
-        NerAdapter().prepare_labels(DatasetDict(train=plain), _data_args())
-    assert NerAdapter().prepare_labels(DatasetDict(train=plain), _data_args(label_list="O,B-person,I-person")) == names
-    assert NerAdapter().prepare_labels(DatasetDict(train=plain), _data_args(label_list=["O", "B-x"])) == ["O", "B-x"]
+        NerAdapter().resolve_labels(DatasetDict(train=plain), _data_args())
+    assert NerAdapter().resolve_labels(DatasetDict(train=plain), _data_args(label_list="O,B-person,I-person")) == names
+    assert NerAdapter().resolve_labels(DatasetDict(train=plain), _data_args(label_list=["O", "B-x"])) == ["O", "B-x"]
     with pytest.raises(ValueError, match=r"outside the label list .*\[2\]"):
         three = Dataset.from_list([{"tokens": ["john", "is"], "ner_tags": [2, 0]}])
-        NerAdapter().prepare_labels(DatasetDict(train=three), _data_args(label_list=["O", "B-x"]))
+        NerAdapter().resolve_labels(DatasetDict(train=three), _data_args(label_list=["O", "B-x"]))
     both = DatasetDict(
         train=Dataset.from_list(ROWS), validation=Dataset.from_list([{"tokens": ["a"], "ner_tags": ["B-new"]}])
     )
-    assert "B-new" in NerAdapter().prepare_labels(both, _data_args())  # string tags: the union of all splits
+    assert "B-new" in NerAdapter().resolve_labels(both, _data_args())  # string tags: the union of all splits
     with pytest.raises(ValueError, match="B-new"):
-        NerAdapter().prepare_labels(both, _data_args(label_list=["O", "B-person", "I-person", "B-location"]))
+        NerAdapter().resolve_labels(both, _data_args(label_list=["O", "B-person", "I-person", "B-location"]))
     assert sort_tags(["I-per", "O", "B-per", "B-loc"]) == ["O", "B-loc", "B-per", "I-per"]
 
 
@@ -156,7 +156,7 @@ def test_evaluate_per_group_f1_and_gap():
     pred = np.array([[0, 1, 2, 0, 0], [0, 0, 0, 0, 0], [0, 0, 1, 0, 0]])
     logits = np.eye(3)[pred] * 5.0
     out = adapter.evaluate(
-        logits, {"labels": labels, "group": np.array([0, 1, 0])}, group_names=["f", "m"], nested=True
+        {"logits": logits}, {"labels": labels, "group": np.array([0, 1, 0])}, EvalContext(["f", "m"], nested=True)
     )
     assert out["f1"] == pytest.approx(0.8)  # 2 of 3 gold entities, 2 of 2 predicted
     assert out["group_f_f1"] == pytest.approx(1.0) and out["group_m_f1"] == pytest.approx(0.0)
@@ -165,9 +165,7 @@ def test_evaluate_per_group_f1_and_gap():
 
 def test_gap_groups_restrict_the_gap_not_the_table(tmp_path):
     """`gap_groups: [female, male]`: the lexicon's `none`/`both` groups stay in the table but not in `f1_gap`."""
-    from types import SimpleNamespace
-
-    from fairtune.tasks.ner import group_metric_table
+    from fairtune.tasks.base import group_metric_table
 
     scores = {
         0: {"f1": 0.6, "count": 10},
@@ -180,15 +178,12 @@ def test_gap_groups_restrict_the_gap_not_the_table(tmp_path):
     assert flat["f1_gap"] == pytest.approx(0.4)  # every group with rows: 0.6 - 0.2
     flat, table = group_metric_table(scores, names, ("f1",), ["female", "male"])
     assert flat["f1_gap"] == pytest.approx(0.1) and set(table) == set(names)
-    # through the adapter, read from the trainer's arguments
+    # through the adapter, given by the evaluation context (the trainer fills it from `gap_groups`)
     adapter = NerAdapter(label_list=["O", "B-PER", "I-PER"])
     labels = np.array([[-100, 1, 2, 0], [-100, 1, 0, 0], [-100, 0, 1, -100]])
     pred = np.array([[0, 1, 2, 0], [0, 0, 0, 0], [0, 0, 1, 0]])
-    trainer = SimpleNamespace(args=SimpleNamespace(gap_groups=["f", "x"]))
-    out = adapter.evaluate(
-        np.eye(3)[pred] * 5.0, {"labels": labels, "group": np.array([0, 1, 2])}, group_names=["f", "m", "x"],
-        trainer=trainer,
-    )  # fmt: skip
+    context = EvalContext(group_names=["f", "m", "x"], gap_groups=["f", "x"])
+    out = adapter.evaluate({"logits": np.eye(3)[pred] * 5.0}, {"labels": labels, "group": np.array([0, 1, 2])}, context)
     assert out["group_m_f1"] == pytest.approx(0.0)
     assert out["f1_gap"] == pytest.approx(out["group_f_f1"] - out["group_x_f1"])  # m is left out
     # set-up errors name the key
@@ -208,7 +203,7 @@ def test_loss_sum_over_item_count_is_the_token_mean():
     torch.manual_seed(0)
     logits = torch.randn(3, 6, 3)
     y = torch.tensor([[-100, 0, 1, 2, -100, -100], [-100, 1, -100, -100, -100, -100], [-100, 0, 0, 0, 0, -100]])
-    task = adapter.outputs({"logits": logits}, {"labels": y}, None)
+    task = adapter.outputs({"logits": logits}, {"labels": y}, None, {})
     assert task.item_counts.tolist() == [3, 1, 4]
     assert adapter.count_items({"labels": y}) == 8
     mean = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-100)
@@ -220,11 +215,13 @@ def test_entity_pooling_means_person_tokens():
     adapter = NerAdapter(pooling="entity")
     hidden = torch.arange(2 * 4 * 2, dtype=torch.float32).view(2, 4, 2)
     mask = torch.tensor([[0, 1, 1, 0], [0, 0, 0, 0]])
-    extras = adapter.pop_model_extras({"entity_mask": mask, "input_ids": torch.zeros(2, 4)})
-    assert "entity_mask" in extras
-    pooled = adapter.pool(hidden, None, False)
+    inputs = {"entity_mask": mask, "input_ids": torch.zeros(2, 4)}
+    extras = adapter.pop_model_extras(inputs)
+    assert "entity_mask" in extras and "entity_mask" not in inputs
+    pooled = adapter.pool(hidden, None, extras)
     assert torch.allclose(pooled[0], hidden[0, 1:3].mean(0)) and torch.allclose(pooled[1], hidden[1, 0])
-    assert torch.allclose(adapter.pool(hidden, None, False), hidden[:, 0])  # the mask is used once
+    assert torch.allclose(adapter.pool(hidden, None, {}), hidden[:, 0])  # no mask in the batch: the first token
+    assert adapter.pool(hidden, None, extras) is not None and adapter.pooling == "entity"  # the adapter keeps no mask
 
 
 def test_clp_aligns_words_with_differing_token_counts(tmp_path):
@@ -247,9 +244,8 @@ def test_clp_aligns_words_with_differing_token_counts(tmp_path):
         },
     ]
     assert invert_token_map(rows[1]["cf_token_map"], 3) == [0, 2, 3]
-    adapter = NerAdapter()
     ds = Dataset.from_list(rows)
-    adapter.prepare_labels(DatasetDict(train=ds), _data_args())
+    adapter = NerAdapter(label_list=NerAdapter().resolve_labels(DatasetDict(train=ds), _data_args()))
     batch = adapter.collator(tok)([dict(r) for r in adapter.preprocess(ds, tok, _data_args(), "train")])
     words_a = tok(rows[0]["tokens"], is_split_into_words=True).word_ids()
     words_b = tok(rows[1]["tokens"], is_split_into_words=True).word_ids()

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from fairtune.config import DataArguments, FairTrainingArguments
 from fairtune.metrics.squad import exact_match_score, f1_score, normalize_answer, squad_metrics, squad_scores
+from fairtune.tasks.base import EvalContext
 from fairtune.tasks.qa import QaAdapter, flatten_squad, inverse_offset, squad_to_jsonl, word_coordinates
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -87,9 +88,13 @@ def test_features_label_answers_and_out_of_window_at_cls(tmp_path):
     rows2 = rows + [
         {"id": "q2", "question": "who", "context": "filler filler", "answers": {"text": [], "answer_start": []}}
     ]
-    feats2 = v2.preprocess(_with_fair_columns(rows2), tok, DataArguments(max_length=32, doc_stride=8), "validation")
-    assert v2.version_2_with_negative
-    assert feats2[-1]["start_positions"] == 0 and feats2[-1]["end_positions"] == 0
+    raw2 = _with_fair_columns(rows2)
+    feats2 = v2.preprocess(raw2, tok, DataArguments(max_length=32, doc_stride=8), "validation")
+    model_feats, refs = v2.eval_references(raw2, feats2)
+    assert refs.version_2_with_negative and v2.version_2_with_negative is None  # decided per split, not stored
+    assert not v2.eval_references(_with_fair_columns(rows), feats)[1].version_2_with_negative
+    assert "offsets" not in model_feats.column_names and len(refs.features) == len(feats2)
+    assert model_feats[-1]["start_positions"] == 0 and model_feats[-1]["end_positions"] == 0
 
 
 @needs_xquad
@@ -97,8 +102,9 @@ def test_postprocessing_recovers_gold_spans_over_windows(tmp_path):
     rows = _xquad(300)
     tok = make_word_tokenizer(tmp_path / "tok", _words(rows))
     adapter = QaAdapter()
-    feats = adapter.preprocess(
-        _with_fair_columns(rows), tok, DataArguments(max_length=128, doc_stride=48), "validation"
+    raw = _with_fair_columns(rows)
+    feats, refs = adapter.eval_references(
+        raw, adapter.preprocess(raw, tok, DataArguments(max_length=128, doc_stride=48), "validation")
     )
     assert len(feats) > 1.5 * len(rows)  # long contexts make several windows
     width = max(len(x) for x in feats["input_ids"])
@@ -109,11 +115,12 @@ def test_postprocessing_recovers_gold_spans_over_windows(tmp_path):
         start[i, :n], end[i, :n] = 0.0, 0.0
         start[i, f["start_positions"]] = end[i, f["end_positions"]] = 10.0
     out = adapter.evaluate(
-        (start, end),
+        {"start_logits": start, "end_logits": end},
         {"feature_id": np.array(feats["feature_id"]), "group": np.zeros(len(feats))},
-        group_names=["all"],
-        nested=True,
+        EvalContext(group_names=["all"], nested=True, references=refs),
     )
+    with pytest.raises(ValueError, match="references"):
+        adapter.evaluate({"start_logits": start, "end_logits": end}, {"feature_id": np.zeros(1)}, EvalContext())
     preds = out["predictions"]
     exact = [preds[r["id"]] == r["answers"]["text"][0] for r in rows]
     # every gold answer that starts and ends on token boundaries comes back character for character
@@ -134,7 +141,7 @@ def test_loss_is_the_mean_of_start_and_end_cross_entropy():
     s_logits, e_logits = torch.randn(4, 9), torch.randn(4, 9)
     sp, ep = torch.tensor([0, 3, 5, 8]), torch.tensor([0, 4, 7, 8])
     task = adapter.outputs(
-        {"start_logits": s_logits, "end_logits": e_logits}, {"start_positions": sp, "end_positions": ep}, None
+        {"start_logits": s_logits, "end_logits": e_logits}, {"start_positions": sp, "end_positions": ep}, None, {}
     )
     expected = (F.cross_entropy(s_logits, sp) + F.cross_entropy(e_logits, ep)) / 2  # the HF head's own loss
     assert torch.allclose(task.losses.sum() / task.item_counts.sum(), expected)

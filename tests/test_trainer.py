@@ -11,7 +11,6 @@ from conftest import biased_rows
 from helpers import build_trainer
 from safetensors.torch import load_file
 
-from fairtune.representation import ADVERSARY_ATTR, POOLED_KEY
 
 
 def test_group_reaches_compute_loss_and_metrics(tiny_bert_dir, tmp_path):
@@ -35,7 +34,7 @@ def test_unlabelled_predict_still_works(tiny_bert_dir, tmp_path):
     trainer = build_trainer(tiny_bert_dir, biased_rows(16, 0.9), None, tmp_path, adversary_weight=1.0)
     unlabelled = trainer.train_dataset.remove_columns(["labels"])
     out = trainer.predict(unlabelled)
-    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+    logits = out.predictions["logits"]  # predictions are keyed by name
     assert logits.shape == (16, 2)
     assert out.label_ids is None
 
@@ -43,8 +42,8 @@ def test_unlabelled_predict_still_works(tiny_bert_dir, tmp_path):
 def test_eval_outputs_hold_pooled_vector_not_hidden_states(tiny_bert_dir, tmp_path):
     trainer = build_trainer(tiny_bert_dir, biased_rows(16, 0.9), biased_rows(16, 0.5), tmp_path)
     out = trainer.predict(trainer.eval_dataset)
-    assert isinstance(out.predictions, tuple) and len(out.predictions) == 2
-    assert out.predictions[1].shape == (16, 32)  # [rows, hidden]: one pooled vector per row
+    assert set(out.predictions) == {"logits", "pooled"}  # keyed by name: no hidden states
+    assert out.predictions["pooled"].shape == (16, 32)  # [rows, hidden]: one pooled vector per row
 
 
 def _final_params(trainer):
@@ -151,12 +150,12 @@ def test_adversary_optimizer_device_and_saving(tiny_bert_dir, tmp_path):
     # the final model is a plain transformers model; the checkpoint keeps the adversary in its own file
     trainer.save_model()
     weights = load_file(str(tmp_path / "model.safetensors"))
-    assert not any(ADVERSARY_ATTR in k for k in weights)
-    assert hasattr(trainer.model, ADVERSARY_ATTR)  # still attached for further training
+    assert not any("adversary" in k for k in weights)
+    assert trainer.model.adversary is adv  # the FairModel keeps it for further training
     ckpt = load_file(str(tmp_path / "checkpoint-2" / "fairtune_adversary.safetensors"))
     assert set(ckpt) == set(adv.state_dict())
     ckpt_weights = load_file(str(tmp_path / "checkpoint-2" / "model.safetensors"))
-    assert not any(ADVERSARY_ATTR in k for k in ckpt_weights)
+    assert not any("adversary" in k for k in ckpt_weights)
     from transformers import AutoModelForSequenceClassification
 
     AutoModelForSequenceClassification.from_pretrained(tmp_path)  # loads cleanly
@@ -179,8 +178,8 @@ def test_decoder_pools_last_non_pad_token(tiny_llama_dir, tmp_path):
     with torch.no_grad():
         out = model(**enc, output_hidden_states=True)
     last = enc["attention_mask"].sum(1) - 1
-    expected = out.hidden_states[-1][torch.arange(2), last]
-    assert torch.allclose(out[POOLED_KEY], expected, atol=1e-5)
+    expected = out.task_outputs.hidden_states[-1][torch.arange(2), last]
+    assert torch.allclose(out.pooled, expected, atol=1e-5)
 
 
 def test_resample_balances_group_label_cells(tiny_bert_dir, tmp_path):
@@ -338,14 +337,15 @@ def test_logits_adversary_reads_the_predicted_log_probabilities(tiny_bert_dir, t
     inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
     torch.manual_seed(0)
     out = model(**inputs)
-    expected = adv(out.logits.float().log_softmax(-1))
-    assert torch.allclose(out["fairtune_adv_logits"], expected, atol=1e-6)
-    assert out["fairtune_adv_logits"].shape == (1, 1, 8, 2, 2)  # [M, K, B, label slots, groups]
+    expected = adv(out.task_outputs.logits.float().log_softmax(-1))
+    assert torch.allclose(out.adversary_logits, expected, atol=1e-6)
+    assert out.adversary_logits.shape == (1, 1, 8, 2, 2)  # [M, K, B, label slots, groups]
     model.zero_grad()
-    out["fairtune_adv_logits"].sum().backward()
-    assert model.classifier.weight.grad is not None and model.classifier.weight.grad.abs().sum() > 0
+    out.adversary_logits.sum().backward()
+    head = model.task_model.classifier
+    assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
     # the leakage probe still reads the pooled representation
-    assert out[POOLED_KEY].shape == (8, 32)
+    assert out.pooled.shape == (8, 32)
     with pytest.raises(ValueError, match="adversary_input"):
         build_trainer(tiny_bert_dir, biased_rows(8, 0.9), None, tmp_path, adversary_weight=1.0, adversary_input="x")
 
@@ -371,7 +371,7 @@ def test_adversary_balance_weights_rows_by_training_cells(tiny_bert_dir, tmp_pat
         assert w[cell].sum().item() == pytest.approx(len(ds) / len(cells), rel=1e-5)
     # training passes the weights to the adversary's loss
     seen = {}
-    import fairtune.trainer as T
+    import fairtune.objectives.adversarial as T  # the adversary objective computes its loss there
 
     original = T.adversary_loss
 

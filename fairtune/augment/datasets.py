@@ -25,12 +25,13 @@ from typing import Any
 
 from fairtune.augment.lexicon import NAME_AXES
 from fairtune.augment.swapper import Edit, Swapper, map_offset
+from fairtune.data.squad import answer_lists
+from fairtune.metrics.tags import is_person_type, split_tag
 
 TASKS: tuple[str, ...] = ("text", "classification", "qa", "ner")
 MODES: tuple[str, ...] = ("two_sided", "one_sided")
 CF_SOURCE, CF_ORIGIN, CF_EDITS, CF_TOKEN_MAP = "cf_source", "cf_origin", "cf_edits", "cf_token_map"
 QA_FIELDS: tuple[str, ...] = ("context", "question")
-PERSON_TYPES = frozenset({"per", "person", "pers", "persons"})
 
 
 def normalize_mode(mode: str) -> str:
@@ -52,21 +53,6 @@ def normalize_task(task: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # QA
 # ---------------------------------------------------------------------------------------------------------------
-def _answers(row: dict, where: str) -> tuple[list[str], list[int]]:
-    answers = row.get("answers")
-    if isinstance(answers, dict) and "text" in answers and "answer_start" in answers:
-        texts, starts = list(answers["text"]), [int(s) for s in answers["answer_start"]]
-    elif isinstance(answers, list) and all(isinstance(a, dict) for a in answers):
-        texts, starts = [a["text"] for a in answers], [int(a["answer_start"]) for a in answers]
-    else:
-        raise ValueError(
-            f"{where}: `answers` must be {{'text': [...], 'answer_start': [...]}} (SQuAD schema), got {answers!r}."
-        )
-    if len(texts) != len(starts):
-        raise ValueError(f"{where}: `answers` has {len(texts)} texts but {len(starts)} answer_start values.")
-    return texts, starts
-
-
 def check_answer_spans(context: str, texts: Sequence[str], starts: Sequence[int], where: str) -> None:
     """Raise unless `context[start:start+len(text)] == text` for every answer (the QA span invariant)."""
     for text, start in zip(texts, starts):
@@ -83,7 +69,7 @@ def swap_qa_row(swapper: Swapper, row: dict, where: str = "row") -> tuple[dict, 
         if not isinstance(row.get(col), str):
             raise ValueError(f"{where}: QA rows need a string `{col}` column (SQuAD schema), got {row.get(col)!r}.")
     context, question = row["context"], row["question"]
-    texts, starts = _answers(row, where)
+    texts, starts = answer_lists(row.get("answers"), where)
     check_answer_spans(context, texts, starts, where)
     r_ctx, r_q = swapper.swap_fields([context, question])
     if not (r_ctx.changed or r_q.changed):
@@ -140,19 +126,13 @@ def swap_text_row(
 # ---------------------------------------------------------------------------------------------------------------
 # NER
 # ---------------------------------------------------------------------------------------------------------------
-def _split_tag(tag: str) -> tuple[str, str]:
-    if tag in ("O", "") or len(tag) < 2 or tag[1] not in "-_":
-        return "O", ""
-    return tag[0].upper(), tag[2:]
-
-
 def _retag(src_tags: Sequence[str], m: int) -> list[str]:
     """Tags for `m` new tokens replacing a group of source tokens (B-/I-/E-/S- rebuilt; O stays O)."""
-    prefix, etype = _split_tag(src_tags[0])
+    prefix, etype = split_tag(src_tags[0])
     if prefix == "O" or m == 0:
         return [src_tags[0] if prefix == "O" else f"I-{etype}"] * m
     sep = src_tags[0][1]
-    last_prefix, _ = _split_tag(src_tags[-1])
+    last_prefix, _ = split_tag(src_tags[-1])
     first = {"S": "B", "U": "B"}.get(prefix, prefix)
     tags = [f"{first}{sep}{etype}"] + [f"I{sep}{etype}"] * (m - 1)
     if last_prefix in ("S", "E", "L", "U") and m > 1:
@@ -166,9 +146,9 @@ def person_spans(tokens: Sequence[str], tags: Sequence[str]) -> list[tuple[int, 
     """Character spans, in `" ".join(tokens)`, of every person-typed entity (PER, person, ...)."""
     spans, pos, cur = [], 0, None
     for tok, tag in zip(tokens, tags):
-        prefix, etype = _split_tag(tag)
+        prefix, etype = split_tag(tag)
         start, end = pos, pos + len(tok)
-        is_person = etype.lower() in PERSON_TYPES
+        is_person = is_person_type(etype)
         if is_person and cur is not None and prefix not in ("B", "S", "U"):
             cur[1] = end
         elif is_person:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fairtune.augment.datasets import CF_EDITS, CF_SOURCE, MODES, TASKS, normalize_mode
-from fairtune.data import flatten_squad
+from fairtune.data.squad import flatten_squad
 
 FORMATS = (".json", ".jsonl", ".parquet", ".csv")
 

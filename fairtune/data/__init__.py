@@ -8,10 +8,10 @@ from fairtune.data.loading import (
     add_balance_weights,
     balance_weights,
     encode_datasets,
-    flatten_squad,
     load_raw_datasets,
     pair_columns,
 )
+from fairtune.data.squad import flatten_squad
 
 __all__ = [
     "Encodings",

@@ -16,7 +16,8 @@ from typing import Any
 import datasets
 from datasets import Dataset, DatasetDict
 
-from fairtune.tasks.base import GROUP_KEY, IS_CF_KEY, PAIR_KEY
+from fairtune.balance import row_balance_weights
+from fairtune.columns import GROUP_KEY, IS_CF_KEY, PAIR_KEY, WEIGHT_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -67,28 +68,6 @@ def load_raw_datasets(data_args) -> DatasetDict:
             raise FileNotFoundError(f"`{split}_file`: {path!r} does not exist.")
         out[split] = datasets.load_dataset(_builder(path), data_files={split: str(path)}, split=split)
     return out
-
-
-def flatten_squad(data: dict) -> list[dict[str, Any]]:
-    """Rows (`id`, `title`, `context`, `question`, `answers`) from SQuAD's nested JSON (`data/paragraphs/qas`)."""
-    rows = []
-    for article in data["data"]:
-        for para in article.get("paragraphs", []):
-            for qa in para.get("qas", []):
-                answers = qa.get("answers", [])
-                rows.append(
-                    {
-                        "id": str(qa["id"]),
-                        "title": article.get("title", ""),
-                        "context": para["context"],
-                        "question": qa["question"],
-                        "answers": {
-                            "text": [a["text"] for a in answers],
-                            "answer_start": [int(a["answer_start"]) for a in answers],
-                        },
-                    }
-                )
-    return rows
 
 
 def _missing(value: Any) -> bool:
@@ -266,14 +245,11 @@ def pair_columns(cf_source: list, cf_origin: list | None = None) -> tuple[list[i
 
 
 def balance_weights(groups: list[int], labels: list[int] | None) -> list[float]:
-    """Weights making every (group, label) cell count equally: n / (cells * n_cell); ungrouped rows get 1."""
-    labels = labels if labels is not None else [0] * len(groups)
-    cells = Counter((g, y) for g, y in zip(groups, labels) if g >= 0)
-    n = sum(cells.values())
-    return [n / (len(cells) * cells[(g, y)]) if g >= 0 else 1.0 for g, y in zip(groups, labels)]
+    """Weights making every (group, label) cell count equally (`fairtune.balance`); ungrouped rows get 1."""
+    return row_balance_weights(groups, labels)
 
 
 def add_balance_weights(ds: Dataset) -> Dataset:
     """Add a `sample_weight` column for `group_balance: reweight`."""
     labels = list(ds["labels"]) if "labels" in ds.column_names else None
-    return ds.add_column("sample_weight", balance_weights(list(ds[GROUP_KEY]), labels))
+    return ds.add_column(WEIGHT_KEY, balance_weights(list(ds[GROUP_KEY]), labels))

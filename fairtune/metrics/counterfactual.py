@@ -44,12 +44,12 @@ def counterfactual_consistency(
 ) -> dict[str, Any]:
     """`flip_rate` and `ctf_gap` overall, and per axis (keys `flip_rate_<axis>`, `ctf_gap_<axis>`) when given."""
     a, b = _as_probs(probs_original), _as_probs(probs_counterfactual)
-    out: dict[str, Any] = {"flip_rate": flip_rate(a, b), "ctf_gap": ctf_gap(a, b), "n_pairs": int(len(a))}
+    out: dict[str, Any] = {"flip_rate": flip_rate(a, b), "ctf_gap": ctf_gap(a, b), "counterfactual_pairs": int(len(a))}
     if axes is not None:
         axes_arr = np.asarray(list(axes), dtype=object)
         for axis in dict.fromkeys(axes_arr.tolist()):
             m = axes_arr == axis
             out[f"flip_rate_{axis}"] = flip_rate(a[m], b[m])
             out[f"ctf_gap_{axis}"] = ctf_gap(a[m], b[m])
-            out[f"n_pairs_{axis}"] = int(m.sum())
+            out[f"counterfactual_pairs_{axis}"] = int(m.sum())
     return out

@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from fairtune.metrics.tags import is_person_type
+
+__all__ = ["extract_spans", "is_person_type", "ner_name_recall"]
+
 
 def extract_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
     """IOB/IOB2 tags -> {(start, end_exclusive, type)}; an I- tag that does not continue a span starts one."""
@@ -21,11 +25,6 @@ def extract_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
         if prefix in ("B", "I") and not continues:
             start, kind = i, typ
     return spans
-
-
-def is_person_type(entity_type: str) -> bool:
-    """Whether an entity type names a person (PER, PERSON, person, ...)."""
-    return entity_type.lower().startswith("per")
 
 
 def ner_name_recall(recalled: Sequence[bool], groups: Sequence[str]) -> dict[str, Any]:

@@ -8,11 +8,14 @@ rather than parity), Han et al. 2021 (several adversaries kept diverse by an ort
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from fairtune.objectives.base import FairBatch, Objective, Ratio, register_objective
 
 
 class _GradReverse(torch.autograd.Function):
@@ -159,6 +162,117 @@ def confusion_loss(
     if row_weights is not None:
         per_row = per_row * row_weights.to(per_row.dtype)
     return (per_row * (groups >= 0)).sum() / k
+
+
+@register_objective("adversary")
+class AdversarialDebiasing(Objective):
+    """Adversarial debiasing: adversaries predict the group; their gradient is reversed into the model (Ganin &
+    Lempitsky 2015; Elazar & Goldberg 2018; Zhang et al. 2018 on the predictions)."""
+
+    needs = ("adversary_logits", "groups")
+    gathered = False
+    weight_field = "adversary_weight"
+    option_fields = (
+        "adversary_hidden_size",
+        "adversary_layers",
+        "num_adversaries",
+        "adversary_label_conditioned",
+        "adversary_mode",
+        "adversary_orthogonality_weight",
+    )
+    card_fields = (
+        "num_adversaries",
+        "adversary_label_conditioned",
+        "adversary_input",
+        "adversary_balance",
+        "adversary_steps",
+    )
+    card_name = "Adversarial debiasing"
+    card_text = (
+        "adversaries predict the protected group from the pooled representation; their gradient is reversed into "
+        "the encoder, so the representation keeps less group information."
+    )
+    card_text_logits = (
+        "adversaries predict the protected group from the model's predicted class probabilities (per true class "
+        "when label-conditioned); their gradient is reversed into the model, so its decisions carry less group "
+        "information."
+    )
+    tag = "adversarial-debiasing"
+    citations = ("ganin2015",)
+
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        num_model_labels: int = 1,
+        adversary_hidden_size: int = 256,
+        adversary_layers: int = 1,
+        num_adversaries: int = 1,
+        adversary_label_conditioned: bool = False,
+        adversary_mode: str = "reversal",
+        adversary_orthogonality_weight: float = 0.1,
+        seed: int = 0,
+        **context: Any,
+    ) -> None:
+        """Build the adversary module (seeded: identical on every process); `module` goes into the FairModel."""
+        super().__init__(**context)
+        self.label_conditioned = bool(adversary_label_conditioned)
+        self.orthogonality_weight = float(adversary_orthogonality_weight)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.module = Adversary(
+                input_size=input_size,
+                num_groups=self.num_groups,
+                hidden_size=adversary_hidden_size,
+                num_layers=adversary_layers,
+                num_adversaries=num_adversaries,
+                num_labels=num_model_labels if self.label_conditioned else 1,
+                mode=adversary_mode,
+            )
+
+    def combine(self, value: torch.Tensor, weight: float) -> torch.Tensor:
+        """The weight is the reversal strength, applied by the gradient-reversal layer inside the model."""
+        return value
+
+    def count_items(self, batch: dict[str, Any]) -> int:
+        """Rows with a group."""
+        groups = batch.get("group")
+        return int((groups >= 0).sum()) if groups is not None else 0
+
+    def __call__(self, batch: FairBatch) -> tuple[torch.Tensor, dict[str, Any]]:
+        out = batch.adversary_logits
+        labels = batch.labels if self.label_conditioned else None
+        lsum, correct, valid = adversary_loss(out[0], batch.groups, labels, batch.row_weights)
+        total = lsum * batch.scale
+        logs: dict[str, Any] = {
+            "adversary_loss": Ratio(lsum.detach(), valid),
+            "adversary_accuracy": Ratio(correct, valid),
+            "adversary_strength": float(self.module.strength),
+        }
+        if out.shape[0] > 1:  # confusion mode: the encoder is pushed towards uniform group predictions
+            conf = confusion_loss(out[1], batch.groups, labels, batch.row_weights)
+            total = total + self.module.strength * conf * batch.scale
+            logs["adversary_confusion"] = float(conf.detach()) / max(float(valid), 1.0)
+        if len(self.module.heads) > 1:
+            orth = self.module.orthogonality()
+            total = total + self.orthogonality_weight * orth / batch.accumulation_steps
+            logs["adversary_orthogonality"] = float(orth.detach())
+        return total, logs
+
+    @classmethod
+    def card_entry(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The card describes the adversary on the predictions as such and cites what its settings rely on."""
+        entry = super().card_entry(config)
+        n = config.get("num_adversaries")
+        if config.get("adversary_label_conditioned"):
+            entry["citations"].append("zhang2018")
+        if isinstance(n, (int, float)) and not isinstance(n, bool) and n > 1:
+            entry["citations"].append("han2021")
+        if config.get("adversary_input") == "logits":
+            entry["description"] = cls.card_text_logits
+            entry["citations"].append("zhang2018")
+        entry["citations"] = list(dict.fromkeys(entry["citations"]))
+        return entry
 
 
 def leakage_probe(representations: np.ndarray, groups: np.ndarray, seed: int = 0, folds: int = 5) -> dict[str, float]:

@@ -8,9 +8,11 @@ A batch with fewer than two groups present contributes an exact 0 that stays con
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from fairtune.objectives.base import FairBatch, zero_like_graph
+from fairtune.objectives.base import FairBatch, Objective, register_objective, zero_like_graph
 
 
 def _eval_classes(num_classes: int) -> list[int]:
@@ -169,3 +171,122 @@ class GroupDRO:
 
     def load_state_dict(self, state: dict) -> None:
         self.q = torch.tensor(state["q"], dtype=torch.float32)
+
+
+# ---- registered objectives (recipe keys) ----------------------------------------------------------------------
+
+
+@register_objective("dp")
+class DemographicParity(Objective):
+    """Soft demographic parity: between-group gap in mean predicted probability per class (Dwork et al. 2012)."""
+
+    needs = ("probs", "groups")
+    weight_field = "dp_weight"
+    card_name = "Demographic parity penalty"
+    card_text = (
+        "penalises differences between groups in the average predicted probability of each class "
+        "(a differentiable form of demographic parity)."
+    )
+    tag = "demographic-parity"
+    citations = ("dwork2012",)
+
+    def __call__(self, batch: FairBatch) -> tuple[torch.Tensor, dict[str, Any]]:
+        return demographic_parity_gap(batch)
+
+
+@register_objective("eo")
+class EqualizedOdds(Objective):
+    """Soft equalized odds: between-group gaps in mean probability among positives and negatives (Hardt et al.
+    2016)."""
+
+    needs = ("probs", "labels", "groups")
+    weight_field = "eo_weight"
+    card_name = "Equalized odds penalty"
+    card_text = (
+        "penalises differences between groups in the average predicted probabilities among examples with the same "
+        "true label (a differentiable form of equalized odds)."
+    )
+    tag = "equalized-odds"
+    citations = ("hardt2016",)
+
+    def __call__(self, batch: FairBatch) -> tuple[torch.Tensor, dict[str, Any]]:
+        return equalized_odds_gap(batch)
+
+
+@register_objective("mindiff")
+class MinDiff(Objective):
+    """MinDiff: kernel MMD between each group's score distribution and the rest's (Prost et al. 2019)."""
+
+    needs = ("probs", "labels", "groups")
+    weight_field = "mindiff_weight"
+    option_fields = ("mindiff_kernel", "mindiff_bandwidth", "mindiff_label")
+    card_name = "MinDiff"
+    card_text = "matches the distributions of model scores across groups with a kernel maximum mean discrepancy penalty."
+    tag = "mindiff"
+    citations = ("prost2019",)
+
+    def __init__(
+        self,
+        *,
+        mindiff_kernel: str = "gaussian",
+        mindiff_bandwidth: float = 0.1,
+        mindiff_label: int | None = None,
+        **context: Any,
+    ) -> None:
+        super().__init__(**context)
+        if mindiff_kernel not in ("gaussian", "laplacian"):
+            raise ValueError(f"`mindiff_kernel`: unknown kernel {mindiff_kernel!r}; choose gaussian or laplacian.")
+        self.kernel, self.bandwidth, self.label = mindiff_kernel, float(mindiff_bandwidth), mindiff_label
+
+    def __call__(self, batch: FairBatch) -> tuple[torch.Tensor, dict[str, Any]]:
+        return mindiff_mmd(batch, self.kernel, self.bandwidth, self.label)
+
+
+@register_objective("group_dro")
+class GroupDROObjective(Objective):
+    """Group DRO: the q-weighted group losses, q raised on the worst-off groups (Sagawa et al. 2020)."""
+
+    needs = ("losses", "groups")
+    weight_field = "group_dro_weight"
+    option_fields = ("group_dro_step_size",)
+    card_name = "Group DRO"
+    card_text = "weights each group's loss by an online estimate of the worst-off groups, so training focuses on them."
+    tag = "group-dro"
+    citations = ("sagawa2020",)
+
+    def __init__(self, *, group_dro_step_size: float = 0.01, **context: Any) -> None:
+        super().__init__(**context)
+        self.dro = GroupDRO(self.num_groups, group_dro_step_size)
+
+    def __call__(self, batch: FairBatch) -> tuple[torch.Tensor, dict[str, Any]]:
+        value, logs = self.dro(batch, update=batch.training)
+        names = self.group_names
+        return value, {
+            (f"group_dro_q_{names[int(k.rsplit('_', 1)[1])]}" if k.startswith("group_dro_q_") and names else k): v
+            for k, v in logs.items()
+        }
+
+    @property
+    def q(self) -> torch.Tensor:
+        """The current group weights."""
+        return self.dro.q
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.dro.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dro.load_state_dict(state)
+
+
+@register_objective("loss_parity")
+class LossParity(Objective):
+    """Loss parity: mean absolute gap between each group's mean task loss and the overall mean."""
+
+    needs = ("losses", "groups")
+    weight_field = "loss_parity_weight"
+    card_name = "Loss parity"
+    card_text = "penalises differences between groups in the average task loss."
+    tag = "loss-parity"
+
+    def __call__(self, batch: FairBatch) -> tuple[torch.Tensor, dict[str, Any]]:
+        return loss_parity(batch)

@@ -4,7 +4,8 @@ from fairtune.tasks.base import TaskAdapter, TaskOutputs
 
 
 def get_adapter(task: str) -> TaskAdapter:
-    """The adapter for a task name (`classification`, `ner`, `qa`)."""
+    """The adapter for a task name (`classification`, `ner`, `qa`) with its default settings; the pipeline
+    calls `adapter.configured(data_args, label_list)` once the run's labels are known."""
     if task == "classification":
         from fairtune.tasks.classification import ClassificationAdapter
 

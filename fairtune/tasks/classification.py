@@ -9,9 +9,11 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
-from fairtune.config import OBJECTIVE_WEIGHTS
+from fairtune.columns import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, WEIGHT_KEY
+from fairtune.metrics.counterfactual import counterfactual_consistency as consistency
 from fairtune.metrics.group import group_fairness_metrics
-from fairtune.tasks.base import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, TaskAdapter, TaskOutputs
+from fairtune.objectives.counterfactual import find_pairs
+from fairtune.tasks.base import SPAN_PROVIDES, EvalContext, TaskAdapter, TaskOutputs
 
 
 class ClassificationAdapter(TaskAdapter):
@@ -19,7 +21,7 @@ class ClassificationAdapter(TaskAdapter):
 
     name = "classification"
     label_names = ("labels",)
-    supported_objectives = frozenset(OBJECTIVE_WEIGHTS)
+    provides = (*SPAN_PROVIDES, "labels", "probs")
     has_class_labels = True
 
     def model_class(self):
@@ -28,7 +30,7 @@ class ClassificationAdapter(TaskAdapter):
     def preprocess(self, dataset, tokenizer, data_args, split: str):
         """Tokenize `text_column` (and `text_pair_column`); keep labels and fairtune's columns."""
         text_col, pair_col = data_args.text_column, data_args.text_pair_column
-        keep = [c for c in ("labels", *FAIRTUNE_KEYS, "sample_weight") if c in dataset.column_names]
+        keep = [c for c in ("labels", *FAIRTUNE_KEYS, WEIGHT_KEY) if c in dataset.column_names]
 
         def tokenize(batch: dict[str, list]) -> dict[str, Any]:
             texts = ["" if t is None else str(t) for t in batch[text_col]]
@@ -47,7 +49,7 @@ class ClassificationAdapter(TaskAdapter):
     def collator(self, tokenizer):
         return DataCollatorWithPadding(tokenizer)
 
-    def outputs(self, model_outputs, labels: dict[str, torch.Tensor], representation) -> TaskOutputs:
+    def outputs(self, model_outputs, labels: dict[str, torch.Tensor], representation, extras=None) -> TaskOutputs:
         logits = model_outputs["logits"].float()
         y = labels.get("labels")
         if y is not None:
@@ -60,7 +62,7 @@ class ClassificationAdapter(TaskAdapter):
             losses=losses,
             item_counts=counts,
             representation=representation,
-            predictions=model_outputs["logits"],
+            predictions={"logits": model_outputs["logits"]},
             probs=logits.softmax(-1),
             labels=y,
         )
@@ -75,17 +77,10 @@ class ClassificationAdapter(TaskAdapter):
         return logp[pairs[:, 0]], logp[pairs[:, 1]], None
 
     def evaluate(
-        self,
-        predictions: np.ndarray,
-        labels: dict[str, np.ndarray],
-        *,
-        group_names: list[str] | None = None,
-        label_list: list[str] | None = None,
-        trainer=None,
-        nested: bool = False,
+        self, predictions: dict[str, np.ndarray], labels: dict[str, np.ndarray], context: EvalContext
     ) -> dict[str, Any]:
         """Accuracy, macro-F1, per-group rates, DP/EO/TPR-gap metrics and counterfactual consistency."""
-        logits = np.asarray(predictions, dtype=np.float64)
+        logits = np.asarray(predictions["logits"], dtype=np.float64)
         y = np.asarray(labels["labels"]).astype(int)
         groups = np.asarray(labels.get(GROUP_KEY, np.full(len(y), -1))).astype(int)
         keep = y >= 0
@@ -94,14 +89,14 @@ class ClassificationAdapter(TaskAdapter):
         pred = logits.argmax(-1)
         num_classes = logits.shape[-1]
         metrics = group_fairness_metrics(
-            y[keep], pred[keep], groups[keep], labels=list(range(num_classes)), group_names=group_names
+            y[keep], pred[keep], groups[keep], labels=list(range(num_classes)), group_names=list(context.group_names)
         )
         per_group = metrics.pop("per_group")
         out: dict[str, Any] = dict(metrics)
         for gname, stats in per_group.items():
             for stat, value in stats.items():
                 out[f"group_{gname}_{stat}"] = value
-        if nested:
+        if context.nested:
             out["per_group"] = per_group
         if PAIR_KEY in labels and IS_CF_KEY in labels:
             out.update(counterfactual_consistency(logits, np.asarray(labels[PAIR_KEY]), np.asarray(labels[IS_CF_KEY])))
@@ -110,15 +105,11 @@ class ClassificationAdapter(TaskAdapter):
 
 def counterfactual_consistency(logits: np.ndarray, pair_id: np.ndarray, is_cf: np.ndarray) -> dict[str, float]:
     """Over (example, counterfactual) pairs: how often the predicted class flips, and the counterfactual token
-    fairness gap (Garg et al. 2019): mean absolute change of the predicted probability of the original's class."""
-    originals = {int(p): i for i, (p, c) in enumerate(zip(pair_id, is_cf)) if p >= 0 and not c}
-    pairs = [(originals[int(p)], i) for i, (p, c) in enumerate(zip(pair_id, is_cf)) if c and int(p) in originals]
-    if not pairs:
+    fairness gap (Garg et al. 2019), from `fairtune.metrics.counterfactual`."""
+    pairs = find_pairs(torch.as_tensor(pair_id), torch.as_tensor(is_cf)).numpy()
+    if not len(pairs):
         return {}
-    a, b = np.array(pairs).T
     z = logits - logits.max(-1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
-    cls = probs[a].argmax(-1)
-    flips = cls != probs[b].argmax(-1)
-    gap = np.abs(probs[a, cls] - probs[b, cls])
-    return {"flip_rate": float(flips.mean()), "ctf_gap": float(gap.mean()), "counterfactual_pairs": len(pairs)}
+    result = consistency(probs[pairs[:, 0]], probs[pairs[:, 1]])
+    return {k: result[k] for k in ("flip_rate", "ctf_gap", "counterfactual_pairs")}

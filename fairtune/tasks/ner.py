@@ -30,32 +30,25 @@ from torch.nn import functional as F
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from fairtune.metrics.ner import ner_metrics
-from fairtune.tasks.base import FAIRTUNE_KEYS, GROUP_KEY, TaskAdapter, TaskOutputs
+from fairtune.metrics.tags import PREFIX_ORDER, is_person_type, split_tag
+from fairtune.columns import FAIRTUNE_KEYS, GROUP_KEY, WEIGHT_KEY
+from fairtune.tasks.base import (
+    CLP_WORD_KEY,
+    EvalContext,
+    TaskAdapter,
+    TaskOutputs,
+    TokenExtrasCollator,
+    first_or_last_token,
+    group_metric_table,
+)
 
-CLP_WORD_KEY = "clp_word"
 ENTITY_MASK_KEY = "entity_mask"
 TOKENS_COLUMN, TAGS_COLUMN, TOKEN_MAP_COLUMN = "tokens", "ner_tags", "cf_token_map"
 POOLINGS = ("first", "entity")
-SPAN_OBJECTIVES = frozenset({"group_dro_weight", "loss_parity_weight", "clp_weight", "adversary_weight"})
-_PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "L": 2, "S": 3, "U": 3}
-
-
-def split_tag(tag: str) -> tuple[str, str]:
-    """("B", "person") for "B-person"; ("O", "") for O and anything without a prefix."""
-    if len(tag) > 2 and tag[1] in "-_" and tag[0].upper() in _PREFIX_ORDER:
-        return tag[0].upper(), tag[2:]
-    return "O", ""
-
-
-def is_person_type(entity_type: str) -> bool:
-    """Whether an entity type names a person (PER, PERSON, person, pers)."""
-    return entity_type.lower() in ("per", "person", "pers", "persons", "people")
-
-
 def sort_tags(tags: Sequence[str]) -> list[str]:
     """A stable label order: O first, then by entity type and prefix (B, I, E, S)."""
     uniq = set(tags)
-    rest = sorted(uniq - {"O"}, key=lambda t: (split_tag(t)[1], _PREFIX_ORDER.get(split_tag(t)[0], 9), t))
+    rest = sorted(uniq - {"O"}, key=lambda t: (split_tag(t)[1], PREFIX_ORDER.get(split_tag(t)[0], 9), t))
     return (["O"] if "O" in uniq else []) + rest
 
 
@@ -116,62 +109,6 @@ def invert_token_map(token_map: Sequence[Sequence[int]] | None, num_words: int) 
     return src
 
 
-class TokenExtrasCollator:
-    """Pads a task collator's batch plus per-token extra columns (each with its own pad value)."""
-
-    def __init__(self, base, pads: dict[str, int], padding_side: str = "right") -> None:
-        """Wrap `base` (a collator padding on `padding_side`); `pads` maps each extra column to its pad value."""
-        self.base = base
-        self.pads = dict(pads)
-        self.padding_side = padding_side
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        """Collate with the base collator, then pad the extra columns to its sequence length."""
-        features = [dict(f) for f in features]
-        extras = {k: [f.pop(k) for f in features] for k in self.pads if k in features[0]}
-        batch = self.base(features)
-        length = batch["input_ids"].shape[1]
-        left = self.padding_side == "left"
-        for key, values in extras.items():
-            out = torch.full((len(values), length), self.pads[key], dtype=torch.long)
-            for i, v in enumerate(values):
-                v = torch.as_tensor(list(v), dtype=torch.long)[:length]
-                if left:
-                    out[i, length - len(v) :] = v
-                else:
-                    out[i, : len(v)] = v
-            batch[key] = out
-        return batch
-
-
-def group_metric_table(
-    scores: dict[int, dict[str, float]],
-    group_names: Sequence[str] | None,
-    keys: Sequence[str],
-    gap_groups: Sequence[str] | None = None,
-) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """Flat `group_{name}_{stat}` entries plus `{stat}_gap` (max - min over the groups, or over `gap_groups` when
-    given), and the nested table (always every group)."""
-    names = list(group_names or [])
-    per_group = {(names[g] if 0 <= g < len(names) else str(g)): s for g, s in sorted(scores.items())}
-    flat: dict[str, Any] = {}
-    for gname, stats in per_group.items():
-        for stat, value in stats.items():
-            flat[f"group_{gname}_{stat}"] = value
-    compared = {g: v for g, v in per_group.items() if gap_groups is None or g in gap_groups}
-    if len(compared) >= 2:
-        for key in keys:
-            vals = [s[key] for s in compared.values() if s.get("count", 1) > 0]
-            if len(vals) >= 2:
-                flat[f"{key}_gap"] = float(max(vals) - min(vals))
-    return flat, per_group
-
-
-def gap_groups_of(trainer) -> list[str] | None:
-    """The `gap_groups` of the trainer's arguments (None: every group)."""
-    return getattr(getattr(trainer, "args", None), "gap_groups", None) or None
-
-
 class NerAdapter(TaskAdapter):
     """Token classification with word-aligned labels; objectives on per-example losses and pooled vectors.
 
@@ -182,25 +119,27 @@ class NerAdapter(TaskAdapter):
 
     name = "ner"
     label_names = ("labels",)
-    supported_objectives = SPAN_OBJECTIVES
     has_class_labels = False
     extra_columns = (CLP_WORD_KEY, ENTITY_MASK_KEY)
 
     def __init__(self, pooling: str = "first", label_list: Sequence[str] | None = None) -> None:
-        """Choose the pooling and (optionally) the tag names."""
+        """Choose the pooling and (optionally) the tag names; both are fixed for the adapter's life."""
         if pooling not in POOLINGS:
             raise ValueError(f"`ner_pooling`: unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
         self.pooling = pooling
         self.label_list: list[str] = list(label_list or [])
-        self._pool_mask: torch.Tensor | None = None
+
+    def configured(self, data_args, label_list: Sequence[str]) -> NerAdapter:
+        """A new adapter with the run's pooling (`ner_pooling`) and tag names."""
+        return NerAdapter(getattr(data_args, "ner_pooling", None) or self.pooling, label_list)
 
     def model_class(self):
         return AutoModelForTokenClassification
 
     # ---- labels ----------------------------------------------------------------------------------------------
-    def prepare_labels(self, encoded, data_args, enc=None) -> list[str]:
-        """Fix the tag list (`label_list`, else a ClassLabel feature, else the tags of all splits) and check it."""
-        self.pooling = getattr(data_args, "ner_pooling", None) or self.pooling
+    def resolve_labels(self, encoded, data_args, enc=None) -> list[str]:
+        """The tag list (`label_list`, else a ClassLabel feature, else the tags of all splits), checked against
+        every split."""
         splits = dict(encoded)
         ref_name = "train" if "train" in splits else next(iter(splits))
         for split, ds in splits.items():
@@ -215,9 +154,9 @@ class NerAdapter(TaskAdapter):
         inner = getattr(ref.features.get(TAGS_COLUMN), "feature", None)
         names = list(getattr(inner, "names", None) or [])
         if configured:
-            self.label_list = configured
+            label_list = configured
         elif names:
-            self.label_list = names
+            label_list = names
         else:
             values = [t for ds in splits.values() for tags in ds[TAGS_COLUMN] for t in tags]
             if values and all(isinstance(v, (int, np.integer)) for v in values):
@@ -225,45 +164,44 @@ class NerAdapter(TaskAdapter):
                     "`label_list`: ner_tags are ints without names; set `label_list` to the tag names in id order "
                     "(e.g. label_list: [O, B-person, I-person, ...])."
                 )
-            self.label_list = sort_tags([str(v) for v in values])
-        if len(self.label_list) < 2:
-            raise ValueError(f"`label_list`: need at least two NER tags, got {self.label_list}.")
+            label_list = sort_tags([str(v) for v in values])
+        if len(label_list) < 2:
+            raise ValueError(f"`label_list`: need at least two NER tags, got {label_list}.")
         for split, ds in splits.items():
             unknown = sorted(
                 {str(t) for tags in ds[TAGS_COLUMN] for t in tags if not isinstance(t, (int, np.integer))}
-                - set(self.label_list)
+                - set(label_list)
             )
             bad_ids = {int(t) for tags in ds[TAGS_COLUMN] for t in tags if isinstance(t, (int, np.integer))}
-            bad_ids = sorted(i for i in bad_ids if not 0 <= i < len(self.label_list))
+            bad_ids = sorted(i for i in bad_ids if not 0 <= i < len(label_list))
             if unknown or bad_ids:
                 raise ValueError(
-                    f"`label_list`: the {split} split has tags outside the label list {self.label_list}: "
+                    f"`label_list`: the {split} split has tags outside the label list {label_list}: "
                     f"{unknown or bad_ids}. Add them to the training data or to `label_list`."
                 )
-        return self.label_list
+        return label_list
 
-    def _label_maps(self) -> tuple[dict[str, int], list[int], np.ndarray]:
-        to_id = {t: i for i, t in enumerate(self.label_list)}
+    @staticmethod
+    def _label_maps(label_list: Sequence[str]) -> tuple[dict[str, int], list[int], np.ndarray]:
+        to_id = {t: i for i, t in enumerate(label_list)}
         b_to_i = []
-        for i, tag in enumerate(self.label_list):
+        for i, tag in enumerate(label_list):
             prefix, etype = split_tag(tag)
             cont = f"I{tag[1]}{etype}" if prefix == "B" else tag
             b_to_i.append(to_id.get(cont, i))
-        person = np.array([is_person_type(split_tag(t)[1]) for t in self.label_list], dtype=bool)
+        person = np.array([is_person_type(split_tag(t)[1]) for t in label_list], dtype=bool)
         return to_id, b_to_i, person
 
     # ---- preprocessing ---------------------------------------------------------------------------------------
     def preprocess(self, dataset, tokenizer, data_args, split: str):
         """Tokenize pre-split words, align labels with `word_ids`, add `clp_word` (and `entity_mask`)."""
-        if not self.label_list:
-            self.prepare_labels({split: dataset}, data_args)
-        self.pooling = getattr(data_args, "ner_pooling", None) or self.pooling
+        label_list = self.label_list or self.resolve_labels({split: dataset}, data_args)
         tok = word_tokenizer(tokenizer)
-        to_id, b_to_i, person = self._label_maps()
+        to_id, b_to_i, person = self._label_maps(label_list)
         label_all = bool(data_args.label_all_tokens)
-        with_mask = self.pooling == "entity"
+        with_mask = (getattr(data_args, "ner_pooling", None) or self.pooling) == "entity"
         has_map = TOKEN_MAP_COLUMN in dataset.column_names
-        keep = [c for c in (*FAIRTUNE_KEYS, "sample_weight") if c in dataset.column_names]
+        keep = [c for c in (*FAIRTUNE_KEYS, WEIGHT_KEY) if c in dataset.column_names]
 
         def tokenize(batch: dict[str, list]) -> dict[str, Any]:
             words = [[str(w) for w in ws] for ws in batch[TOKENS_COLUMN]]
@@ -310,24 +248,25 @@ class NerAdapter(TaskAdapter):
         )
 
     # ---- training-time hooks ---------------------------------------------------------------------------------
-    def pop_model_extras(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Remove the extra columns from the model inputs; keep the entity mask for this forward's pooling."""
-        extras = {k: inputs.pop(k) for k in self.extra_columns if k in inputs}
-        self._pool_mask = extras.get(ENTITY_MASK_KEY)
-        return extras
-
-    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None, is_decoder: bool) -> torch.Tensor:
-        """First token (or last for decoders); with `entity` pooling the mean over person-entity tokens."""
-        base = super().pool(hidden, attention_mask, is_decoder)
-        mask, self._pool_mask = self._pool_mask, None
-        if self.pooling != "entity" or mask is None or tuple(mask.shape) != tuple(hidden.shape[:2]):
+    def pool(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        extras: dict[str, Any] | None = None,
+        is_decoder: bool = False,
+    ) -> torch.Tensor:
+        """First token (or last for decoders); where the batch carries an `entity_mask` (`ner_pooling: entity`),
+        the mean over person-entity tokens (rows without one keep the first token)."""
+        base = first_or_last_token(hidden, attention_mask, is_decoder)
+        mask = (extras or {}).get(ENTITY_MASK_KEY)
+        if mask is None or tuple(mask.shape) != tuple(hidden.shape[:2]):
             return base
         m = mask.to(hidden.dtype).unsqueeze(-1)
         n = m.sum(1)
         entity = (hidden * m).sum(1) / n.clamp(min=1)
         return torch.where(n > 0, entity, base)
 
-    def outputs(self, model_outputs, labels: dict[str, torch.Tensor], representation, extra=None) -> TaskOutputs:
+    def outputs(self, model_outputs, labels: dict[str, torch.Tensor], representation, extras=None) -> TaskOutputs:
         """Per-example summed token cross-entropy, its labelled-token count, and the mean for group objectives."""
         logits = model_outputs["logits"]
         y = labels.get("labels")
@@ -343,7 +282,7 @@ class NerAdapter(TaskAdapter):
             losses=losses,
             item_counts=counts,
             representation=representation,
-            predictions=logits,
+            predictions={"logits": logits},
             extras={"group_losses": losses / counts.clamp(min=1)},
         )
 
@@ -362,19 +301,11 @@ class NerAdapter(TaskAdapter):
 
     # ---- evaluation ------------------------------------------------------------------------------------------
     def evaluate(
-        self,
-        predictions,
-        labels: dict[str, np.ndarray],
-        *,
-        group_names=None,
-        label_list=None,
-        trainer=None,
-        nested: bool = False,
+        self, predictions: dict[str, np.ndarray], labels: dict[str, np.ndarray], context: EvalContext
     ) -> dict[str, Any]:
         """Entity-level precision/recall/F1 (seqeval), token accuracy, per-group F1 and F1 gaps."""
-        names = list(label_list or self.label_list)
-        logits = predictions[0] if isinstance(predictions, (tuple, list)) else predictions
-        pred = np.asarray(logits).argmax(-1)
+        names = list(context.label_list or self.label_list)
+        pred = np.asarray(predictions["logits"]).argmax(-1)
         gold = np.asarray(labels["labels"])
         true_tags, pred_tags = [], []
         for p_row, y_row in zip(pred, gold):
@@ -390,9 +321,9 @@ class NerAdapter(TaskAdapter):
             idx = np.flatnonzero(groups == g)
             m = ner_metrics([true_tags[i] for i in idx], [pred_tags[i] for i in idx])
             scores[g] = {"precision": m["precision"], "recall": m["recall"], "f1": m["f1"], "count": len(idx)}
-        flat, per_group = group_metric_table(scores, group_names, ("f1", "recall"), gap_groups_of(trainer))
+        flat, per_group = group_metric_table(scores, context.group_names, ("f1", "recall"), context.gap_groups)
         out.update(flat)
-        if nested:
+        if context.nested:
             out["per_group"] = per_group
             out["per_type"] = per_type
         return out

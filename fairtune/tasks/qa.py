@@ -5,9 +5,11 @@ contexts become several features (windows of `max_length` tokens overlapping by 
 window is labelled at the CLS index, as in transformers' `run_qa.py`. Every feature copies its example's `group`,
 `pair_id`, `is_cf` (and `sample_weight`), so the windows of an example and of its counterfactual share a pair id.
 
-Evaluation: features of evaluation splits are registered on the adapter (offsets and example) under a
-`feature_id` that travels as a label; `evaluate` maps the gathered start/end logits back to text answers
-(n-best search as `utils_qa.postprocess_qa_predictions`) and scores them with the official SQuAD EM/F1.
+Evaluation: the features of an evaluation split keep their example index and offsets; `eval_references` splits
+them off into `QaReferences` (the examples and each feature's offsets, indexed by the `feature_id` that travels as
+a label), which the trainer passes back to `evaluate` explicitly (as transformers' `run_qa.py` passes its
+evaluation examples). `evaluate` maps the gathered start/end logits back to text answers (n-best search as
+`utils_qa.postprocess_qa_predictions`) and scores them with the official SQuAD EM/F1. The adapter holds no state.
 
 Per-feature task loss: (start CE + end CE) / 2, one item per feature.
 
@@ -21,6 +23,7 @@ the words both sides share. CLP is the symmetric KL between the two sides' distr
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,16 +34,19 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoModelForQuestionAnswering
 
-from fairtune.data import flatten_squad
+from fairtune.columns import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, WEIGHT_KEY
+from fairtune.data.squad import answer_lists, flatten_squad
 from fairtune.metrics.squad import squad_scores
-from fairtune.tasks.base import FAIRTUNE_KEYS, GROUP_KEY, IS_CF_KEY, PAIR_KEY, TaskAdapter, TaskOutputs
-from fairtune.tasks.ner import (
+from fairtune.tasks.base import (
     CLP_WORD_KEY,
-    SPAN_OBJECTIVES,
+    EvalContext,
+    TaskAdapter,
+    TaskOutputs,
     TokenExtrasCollator,
-    gap_groups_of,
     group_metric_table,
 )
+
+__all__ = ["QaAdapter", "QaReferences", "answer_lists", "flatten_squad", "squad_to_jsonl"]
 
 FEATURE_ID_KEY = "feature_id"
 QA_COLUMNS = ("question", "context", "answers")
@@ -56,15 +62,6 @@ def squad_to_jsonl(src: str | Path, dst: str | Path, limit: int | None = None) -
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return dst
-
-
-def answer_lists(answers: Any) -> tuple[list[str], list[int]]:
-    """(texts, starts) from a SQuAD `answers` value (dict of lists or list of dicts; None = no answer)."""
-    if answers is None:
-        return [], []
-    if isinstance(answers, dict):
-        return [str(t) for t in answers.get("text", [])], [int(s) for s in answers.get("answer_start", [])]
-    return [str(a["text"]) for a in answers], [int(a["answer_start"]) for a in answers]
 
 
 def inverse_offset(edits: Sequence[Sequence[int]], pos: int) -> int:
@@ -94,6 +91,21 @@ def word_coordinates(context: str, edits: Sequence[Sequence[int]] | None) -> tup
     return char_word, starts
 
 
+@dataclass
+class QaReferences:
+    """What scoring an evaluation split needs besides the logits.
+
+    Args:
+        examples: per example: `id`, `context` and the gold answer texts.
+        features: per feature (indexed by `feature_id`): (example index, offsets `[T, 2]`; -1 outside the context).
+        version_2_with_negative: whether some example has no answer (SQuAD v2: predict no answer when it wins).
+    """
+
+    examples: list[dict[str, Any]]
+    features: list[tuple[int, np.ndarray]]
+    version_2_with_negative: bool = False
+
+
 class QaAdapter(TaskAdapter):
     """Extractive QA; objectives on per-feature losses, CLS-pooled vectors and word-level span distributions.
 
@@ -106,7 +118,6 @@ class QaAdapter(TaskAdapter):
 
     name = "qa"
     label_names = ("start_positions", "end_positions", FEATURE_ID_KEY)
-    supported_objectives = SPAN_OBJECTIVES
     has_class_labels = False
     extra_columns = (CLP_WORD_KEY,)
 
@@ -117,20 +128,19 @@ class QaAdapter(TaskAdapter):
         null_score_diff_threshold: float = 0.0,
         version_2_with_negative: bool | None = None,
     ) -> None:
-        """Post-processing settings; the registry of evaluation features starts empty."""
+        """Post-processing settings (`version_2_with_negative=None`: decided per split from its examples)."""
         self.n_best_size = n_best_size
         self.max_answer_length = max_answer_length
         self.null_score_diff_threshold = null_score_diff_threshold
         self.version_2_with_negative = version_2_with_negative
-        self.examples: list[dict[str, Any]] = []  # id, context, answer texts
-        self.features: list[tuple[int, np.ndarray]] = []  # (example index, offsets [T, 2]; -1 outside the context)
 
     def model_class(self):
         return AutoModelForQuestionAnswering
 
     # ---- preprocessing ---------------------------------------------------------------------------------------
     def preprocess(self, dataset, tokenizer, data_args, split: str):
-        """Tokenize into doc_stride windows with start/end labels, `feature_id` and `clp_word`."""
+        """Tokenize into doc_stride windows with start/end labels, `feature_id` and `clp_word`; evaluation splits
+        also keep `example_index` and `offsets` for `eval_references`."""
         cols = dataset.column_names
         missing = [c for c in QA_COLUMNS if c not in cols]
         if missing:
@@ -141,20 +151,18 @@ class QaAdapter(TaskAdapter):
                 f"task qa: column(s) {missing} not in the {split} data (columns: {cols}); QA rows are SQuAD-style "
                 f"(id, question, context, answers).{hint if 'data' in cols else ''}"
             )
-        if self.version_2_with_negative is None:
-            no_answer = any(not answer_lists(a)[0] for a in dataset["answers"])
-            self.version_2_with_negative = True if no_answer else None
         pad_on_right = tokenizer.padding_side == "right"
         ctx_seq = 1 if pad_on_right else 0
-        register = split != "train"
+        register = split != "train"  # evaluation splits keep what scoring needs
         has_edits = "cf_edits" in cols
-        carry = [c for c in (*FAIRTUNE_KEYS, "sample_weight") if c in cols]
+        carry = [c for c in (*FAIRTUNE_KEYS, WEIGHT_KEY) if c in cols]
         cls_id = tokenizer.cls_token_id
 
-        max_question = data_args.max_length - data_args.doc_stride - 4
+        stride = data_args.window_stride
+        max_question = data_args.max_length - stride - 4
         if max_question < 1:
             raise ValueError(
-                f"`doc_stride`: {data_args.doc_stride} leaves no room for the question in `max_length` "
+                f"`doc_stride`: {stride} leaves no room for the question in `max_length` "
                 f"{data_args.max_length}; use a doc_stride of at most a third of max_length."
             )
 
@@ -171,7 +179,7 @@ class QaAdapter(TaskAdapter):
                 contexts if pad_on_right else questions,
                 truncation="only_second" if pad_on_right else "only_first",
                 max_length=data_args.max_length,
-                stride=data_args.doc_stride,
+                stride=stride,
                 return_overflowing_tokens=True,
                 return_offsets_mapping=True,
                 padding=False,
@@ -233,24 +241,27 @@ class QaAdapter(TaskAdapter):
             num_proc=data_args.preprocessing_num_workers,
             desc=f"QA features ({split})",
         )
-        if register:
-            base = len(self.examples)
-            for i, row in enumerate(dataset.select_columns([c for c in ("id", "context", "answers") if c in cols])):
-                self.examples.append(
-                    {
-                        "id": str(row.get("id", i)),
-                        "context": row["context"],
-                        "answers": answer_lists(row["answers"])[0],
-                    }
-                )
-            first_feature = len(self.features)
-            for ex, offs in zip(feats["example_index"], feats["offsets"]):
-                self.features.append((base + int(ex), np.asarray(offs, dtype=np.int32).reshape(-1, 2)))
-            fids = list(range(first_feature, len(self.features)))
-        else:
-            fids = [-1] * len(feats)
-        feats = feats.remove_columns(["example_index", "offsets"])
-        return feats.add_column(FEATURE_ID_KEY, fids)
+        if not register:
+            feats = feats.remove_columns(["example_index", "offsets"])
+        return feats.add_column(FEATURE_ID_KEY, list(range(len(feats))) if register else [-1] * len(feats))
+
+    def eval_references(self, dataset, features) -> tuple[Any, QaReferences | None]:
+        """(features for the model, `QaReferences`) of an evaluation split preprocessed by `preprocess`."""
+        if "offsets" not in features.column_names:
+            return features, None
+        cols = dataset.column_names
+        examples = [
+            {"id": str(row.get("id", i)), "context": row["context"], "answers": answer_lists(row["answers"])[0]}
+            for i, row in enumerate(dataset.select_columns([c for c in ("id", "context", "answers") if c in cols]))
+        ]
+        offsets = [
+            (int(ex), np.asarray(offs, dtype=np.int32).reshape(-1, 2))
+            for ex, offs in zip(features["example_index"], features["offsets"])
+        ]
+        v2 = self.version_2_with_negative
+        if v2 is None:
+            v2 = any(not ex["answers"] for ex in examples)
+        return features.remove_columns(["example_index", "offsets"]), QaReferences(examples, offsets, bool(v2))
 
     def collator(self, tokenizer):
         """Right padding (feature positions stay those of the registered offsets) plus the padded `clp_word`."""
@@ -261,11 +272,7 @@ class QaAdapter(TaskAdapter):
         return TokenExtrasCollator(pad, {CLP_WORD_KEY: -1}, padding_side="right")
 
     # ---- training-time hooks ---------------------------------------------------------------------------------
-    def pop_model_extras(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Remove `clp_word` from the model inputs (CLP reads it)."""
-        return {k: inputs.pop(k) for k in self.extra_columns if k in inputs}
-
-    def outputs(self, model_outputs, labels: dict[str, torch.Tensor], representation, extra=None) -> TaskOutputs:
+    def outputs(self, model_outputs, labels: dict[str, torch.Tensor], representation, extras=None) -> TaskOutputs:
         """Per-feature (start CE + end CE) / 2, one item per labelled feature."""
         start_logits, end_logits = model_outputs["start_logits"], model_outputs["end_logits"]
         sp, ep = labels.get("start_positions"), labels.get("end_positions")
@@ -300,21 +307,22 @@ class QaAdapter(TaskAdapter):
         return span_pair_log_probs(logits, words.to(logits.device), batch[PAIR_KEY], batch[IS_CF_KEY], pairs)
 
     # ---- post-processing and evaluation ----------------------------------------------------------------------
-    def postprocess(self, start_logits, end_logits, feature_ids) -> dict[int, str]:
-        """Text answers per registered example (n-best search over its features, as `utils_qa.py`)."""
+    def postprocess(self, start_logits, end_logits, feature_ids, references: QaReferences) -> dict[int, str]:
+        """Text answers per example of `references` (n-best search over its features, as `utils_qa.py`)."""
         start_logits, end_logits = np.asarray(start_logits), np.asarray(end_logits)
+        features, examples = references.features, references.examples
         by_example: dict[int, list[int]] = {}
         for row, fid in enumerate(np.asarray(feature_ids).reshape(-1).astype(int)):
-            if 0 <= fid < len(self.features):
-                by_example.setdefault(self.features[fid][0], []).append(row)
+            if 0 <= fid < len(features):
+                by_example.setdefault(features[fid][0], []).append(row)
         answers: dict[int, str] = {}
         k = self.n_best_size
         fids = np.asarray(feature_ids).reshape(-1).astype(int)
         for ex, rows in by_example.items():
-            context = self.examples[ex]["context"]
+            context = examples[ex]["context"]
             best, best_score, null_score = "", -np.inf, np.inf
             for row in rows:
-                offsets = self.features[fids[row]][1]
+                offsets = features[fids[row]][1]
                 n = min(len(offsets), start_logits.shape[1])
                 sl, el = start_logits[row, :n], end_logits[row, :n]
                 null_score = min(null_score, float(sl[0] + el[0]))
@@ -329,33 +337,32 @@ class QaAdapter(TaskAdapter):
                 if scores[i, j] > best_score:
                     best_score = float(scores[i, j])
                     best = context[int(offsets[s[i, j], 0]) : int(offsets[e[i, j], 1])]
-            if self.version_2_with_negative and null_score > best_score + self.null_score_diff_threshold:
+            if references.version_2_with_negative and null_score > best_score + self.null_score_diff_threshold:
                 best = ""
             answers[ex] = best
         return answers
 
     def evaluate(
-        self,
-        predictions,
-        labels: dict[str, np.ndarray],
-        *,
-        group_names=None,
-        label_list=None,
-        trainer=None,
-        nested: bool = False,
+        self, predictions: dict[str, np.ndarray], labels: dict[str, np.ndarray], context: EvalContext
     ) -> dict[str, Any]:
         """SQuAD exact match and F1 (percentages), per-group EM/F1 and their gaps."""
-        start_logits, end_logits = predictions[0], predictions[1]
+        refs = context.references
+        if refs is None:
+            raise ValueError(
+                "QA evaluation needs the split's references (examples and offsets): preprocess it with "
+                "QaAdapter.preprocess, then pass `adapter.eval_references(raw, features)[1]` as `references` (or "
+                "`eval_references` to the FairTrainer)."
+            )
         fids = np.asarray(labels.get(FEATURE_ID_KEY, [])).reshape(-1).astype(int)
-        answers = self.postprocess(start_logits, end_logits, fids)
+        answers = self.postprocess(predictions["start_logits"], predictions["end_logits"], fids, refs)
         if not answers:
             return {}
         groups = np.asarray(labels.get(GROUP_KEY, np.full(len(fids), -1))).reshape(-1).astype(int)
         example_group: dict[int, int] = {}
         for row, fid in enumerate(fids):
-            if 0 <= fid < len(self.features):
-                example_group.setdefault(self.features[fid][0], int(groups[row]))
-        scores = {ex: squad_scores(text, self.examples[ex]["answers"]) for ex, text in answers.items()}
+            if 0 <= fid < len(refs.features):
+                example_group.setdefault(refs.features[fid][0], int(groups[row]))
+        scores = {ex: squad_scores(text, refs.examples[ex]["answers"]) for ex, text in answers.items()}
         em = np.array([s[0] for s in scores.values()])
         f1 = np.array([s[1] for s in scores.values()])
         out: dict[str, Any] = {"exact_match": 100.0 * float(em.mean()), "f1": 100.0 * float(f1.mean())}
@@ -367,11 +374,11 @@ class QaAdapter(TaskAdapter):
                 "f1": 100.0 * float(np.mean([s[1] for s in sel])),
                 "count": len(sel),
             }
-        flat, per_group = group_metric_table(per, group_names, ("exact_match", "f1"), gap_groups_of(trainer))
+        flat, per_group = group_metric_table(per, context.group_names, ("exact_match", "f1"), context.gap_groups)
         out.update(flat)
-        if nested:
+        if context.nested:
             out["per_group"] = per_group
-            out["predictions"] = {self.examples[ex]["id"]: text for ex, text in answers.items()}
+            out["predictions"] = {refs.examples[ex]["id"]: text for ex, text in answers.items()}
         return out
 
 

@@ -139,8 +139,8 @@ def run_case(model_dir: str, layout: str, overrides: dict, out_dir: str) -> dict
     batch = {k: v.to(args.device) for k, v in collate(rows, tok).items()}
     wrapped = trainer.accelerator.prepare_model(trainer.model)
     wrapped.train()
-    counts = trainer._get_num_items_in_batch([batch], args.device)
-    loss = trainer.compute_loss(wrapped, dict(batch), num_items_in_batch=counts)
+    counts = trainer.count_items([batch], args.device)
+    loss = trainer.compute_loss(wrapped, dict(batch))
     loss.backward()
     logs = {k: v[-1] for k, v in trainer._metrics["train"].items() if v}
     grads = {

@@ -113,13 +113,13 @@ def run(loaded: LoadedModel, options: Options, settings: EvalSettings) -> SuiteR
             ax: {
                 "flip_rate": result[f"flip_rate_{ax}"],
                 "ctf_gap": result[f"ctf_gap_{ax}"],
-                "count": result[f"n_pairs_{ax}"],
+                "count": result[f"counterfactual_pairs_{ax}"],
             }
             for ax in axes_seen
         },
         breakdown_label="axis",
         plot_columns=["flip_rate", "ctf_gap"],
-        details={"n_pairs": result["n_pairs"], "n_texts": len(texts), "examples": examples},
+        details={"counterfactual_pairs": result["counterfactual_pairs"], "n_texts": len(texts), "examples": examples},
         notes=[
             "Only inputs the swap changes count. ctf_gap is the mean |change| of the probability of the originally predicted class."
         ],
