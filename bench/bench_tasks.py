@@ -64,8 +64,7 @@ def build_batches(task: str, tokenizer, rows: list[dict], batch_size: int, max_l
     raw = add_lexicon_groups(DatasetDict(train=Dataset.from_list(rows)), data_args, adapter)
     raw["train"] = augment_split(raw["train"], data_args, task)
     encoded, enc = encode_datasets(raw, data_args, args, has_class_labels=False)
-    if hasattr(adapter, "prepare_labels"):
-        adapter.prepare_labels(encoded, data_args, enc)
+    adapter = adapter.configured(data_args, adapter.resolve_labels(encoded, data_args, enc))
     ds = adapter.preprocess(encoded["train"], tokenizer, data_args, "train")
     collate = adapter.collator(tokenizer)
     batches = [collate([ds[j] for j in range(i, min(i + batch_size, len(ds)))]) for i in range(0, len(ds), batch_size)]

@@ -121,6 +121,11 @@ class FairModel(nn.Module):
         return self.task_model.config
 
     @property
+    def device(self) -> torch.device:
+        """Where the task model's parameters are."""
+        return next(self.task_model.parameters()).device
+
+    @property
     def main_input_name(self) -> str:
         return getattr(self.task_model, "main_input_name", "input_ids")
 

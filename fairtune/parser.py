@@ -67,7 +67,9 @@ def _reword(message: str) -> str:
     m = re.match(r"argument (--[\w-]+)(?:/[^:]*)?: invalid (\w+) value: (.*)", message)
     if m:
         name = m.group(1).lstrip("-").replace("-", "_")
-        kind = {"float": "a number", "int": "an integer", "string_to_bool": "true or false"}.get(m.group(2), m.group(2))
+        kind = {"float": "a number", "int": "an integer", "string_to_bool": "true or false"}.get(
+            m.group(2), m.group(2)
+        )
         return f"`{name}`: expected {kind}, got {m.group(3)}."
     m = re.match(r"argument (--[\w-]+)(?:/[^:]*)?: (.*)", message)
     if m:

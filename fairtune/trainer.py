@@ -155,7 +155,11 @@ class FairTrainer(Trainer):
                 )
         if args.adversary_label_conditioned and adversary_on and "labels" not in provides:
             raise ValueError(f"`adversary_label_conditioned`: the {self.adapter.name} task has no class labels.")
-        needs = [OBJECTIVES[n].weight_field or f"objectives.{n}" for n in self.objective_weights if OBJECTIVES[n].needs_groups]
+        needs = [
+            OBJECTIVES[n].weight_field or f"objectives.{n}"
+            for n in self.objective_weights
+            if OBJECTIVES[n].needs_groups
+        ]
         if needs and self.num_groups < 2:
             raise ValueError(
                 f"{', '.join(f'`{w}`' for w in needs)} need at least two groups, got {self.num_groups} "
@@ -169,7 +173,7 @@ class FairTrainer(Trainer):
         built: dict[str, Objective] = {}
         context = {"num_groups": self.num_groups, "group_names": tuple(self.group_names)}
         specs = resolve_objectives(args)
-        for name in sorted(specs, key=lambda n: (not OBJECTIVES[n].gathered, list(OBJECTIVES).index(n))):
+        for name in sorted(specs, key=lambda n: not OBJECTIVES[n].gathered):  # stable: canonical order within
             _, options = specs[name]
             extra: dict[str, Any] = {}
             if name == "adversary":  # the adversary module is sized by the model and seeded by the run
@@ -596,7 +600,11 @@ class FairTrainer(Trainer):
             row_w = row_balance_weights(list(ds[GROUP_KEY]), labels)
             weights = [row_w[u[0]] for u in pair_units(pair_ids)]
         sampler = PairedBatchSampler(
-            pair_ids, self._train_batch_size, seed=self.args.seed, weights=weights, drop_last=self.args.dataloader_drop_last
+            pair_ids,
+            self._train_batch_size,
+            seed=self.args.seed,
+            weights=weights,
+            drop_last=self.args.dataloader_drop_last,
         )
         from torch.utils.data import DataLoader
 

@@ -183,7 +183,9 @@ def test_gap_groups_restrict_the_gap_not_the_table(tmp_path):
     labels = np.array([[-100, 1, 2, 0], [-100, 1, 0, 0], [-100, 0, 1, -100]])
     pred = np.array([[0, 1, 2, 0], [0, 0, 0, 0], [0, 0, 1, 0]])
     context = EvalContext(group_names=["f", "m", "x"], gap_groups=["f", "x"])
-    out = adapter.evaluate({"logits": np.eye(3)[pred] * 5.0}, {"labels": labels, "group": np.array([0, 1, 2])}, context)
+    out = adapter.evaluate(
+        {"logits": np.eye(3)[pred] * 5.0}, {"labels": labels, "group": np.array([0, 1, 2])}, context
+    )
     assert out["group_m_f1"] == pytest.approx(0.0)
     assert out["f1_gap"] == pytest.approx(out["group_f_f1"] - out["group_x_f1"])  # m is left out
     # set-up errors name the key

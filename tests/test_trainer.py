@@ -12,7 +12,6 @@ from helpers import build_trainer
 from safetensors.torch import load_file
 
 
-
 def test_group_reaches_compute_loss_and_metrics(tiny_bert_dir, tmp_path):
     trainer = build_trainer(tiny_bert_dir, biased_rows(32, 0.9), biased_rows(24, 0.5, seed=3), tmp_path, dp_weight=1.0)
     seen = {}

@@ -123,6 +123,8 @@ def build_card_context(
     if "ctf_gap" in reported:
         citation_keys.append("garg2019")
     citations_table = yaml.safe_load((template_dir() / CITATIONS_FILE).read_text(encoding="utf-8"))
+    for obj in objectives:  # a third-party objective brings its own references
+        citations_table = {**obj.get("references", {}), **citations_table}
     citations = _citations(citation_keys, citations_table)
     methods = [obj["name"] for obj in objectives]
     if cda["enabled"]:

@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fairtune.cards.base import META_KEYS, TOKEN_FIELDS, _as_list, _is_number, _package_version
+from fairtune.cards.base import CONFIG_NAME, META_KEYS, TOKEN_FIELDS, CardError, _as_list, _is_number, _package_version
 from fairtune.cards.hub_ids import _display_name
-from fairtune.cards.tables import OBJECTIVES
 
 
 def _positive(value: Any) -> bool:
@@ -25,7 +24,7 @@ def _cda_enabled(config: Mapping[str, Any]) -> bool:
 
 
 def _enabled_methods(config: Mapping[str, Any]) -> list[str]:
-    methods = [obj.name for obj in OBJECTIVES if _positive(config.get(obj.field))]
+    methods = [obj["name"] for obj in _objectives(config)]
     if _cda_enabled(config):
         methods.append("counterfactual data augmentation")
     if _group_balance(config):
@@ -38,44 +37,22 @@ def _group_balance(config: Mapping[str, Any]) -> str | None:
     return None if value in (None, False, "", "none", "no", 0) else str(value)
 
 
-ADVERSARY_ON_PREDICTIONS = (
-    "adversaries predict the protected group from the model's predicted class probabilities (per true class when "
-    "label-conditioned); their gradient is reversed into the model, so its decisions carry less group information."
-)
-
-
 def _objectives(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's objectives as the card describes them, read from the objective registry (each registered class
+    carries its name, description, settings and citations; third-party ones come from `objective_modules`)."""
+    from types import SimpleNamespace
+
+    from fairtune.objectives import OBJECTIVES, resolve_objectives
+
+    try:
+        active = resolve_objectives(SimpleNamespace(**dict(config)))
+    except ValueError as err:
+        raise CardError(f"the run's objectives cannot be read from {CONFIG_NAME}: {err}") from err
     rows = []
-    for obj in OBJECTIVES:
-        weight = config.get(obj.field)
-        if not _positive(weight):
-            continue
-        citations = list(obj.citations)
-        if obj.field == "adversary_weight" and config.get("adversary_label_conditioned"):
-            citations.append("zhang2018")
-        if (
-            obj.field == "adversary_weight"
-            and _is_number(config.get("num_adversaries"))
-            and config["num_adversaries"] > 1
-        ):
-            citations.append("han2021")
-        description = obj.description
-        if obj.field == "adversary_weight" and config.get("adversary_input") == "logits":
-            description = ADVERSARY_ON_PREDICTIONS
-            if "zhang2018" not in citations:
-                citations.append("zhang2018")
-        settings = {key: config[key] for key in obj.settings if config.get(key) is not None}
-        rows.append(
-            {
-                "field": obj.field,
-                "name": obj.name,
-                "weight": weight,
-                "description": description,
-                "settings": settings,
-                "citations": citations,
-                "tag": obj.tag,
-            }
-        )
+    for name, (weight, _) in active.items():
+        cls = OBJECTIVES[name]
+        entry = cls.card_entry(dict(config))
+        rows.append({"field": cls.weight_field or f"objectives.{name}", "weight": weight, **entry})
     return rows
 
 

@@ -14,7 +14,9 @@ def answer_lists(answers: Any, where: str = "answers") -> tuple[list[str], list[
         return [], []
     if isinstance(answers, dict) and "text" in answers and "answer_start" in answers:
         texts, starts = list(answers["text"]), list(answers["answer_start"])
-    elif isinstance(answers, list) and all(isinstance(a, dict) and "text" in a and "answer_start" in a for a in answers):
+    elif isinstance(answers, list) and all(
+        isinstance(a, dict) and "text" in a and "answer_start" in a for a in answers
+    ):
         texts, starts = [a["text"] for a in answers], [a["answer_start"] for a in answers]
     else:
         raise ValueError(

@@ -22,6 +22,7 @@ from fairtune.objectives.base import (
     FairBatch,
     Objective,
     Ratio,
+    canonical_order,
     get_objective,
     import_objective_modules,
     load_builtin_objectives,
@@ -76,7 +77,7 @@ def resolve_objectives(args: Any) -> dict[str, tuple[float, dict[str, Any]]]:
             out[name] = (weight, {**base, **options})
         else:
             out.pop(name, None)
-    return out
+    return {name: out[name] for name in canonical_order(out)}
 
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "FairBatch",
     "Objective",
     "Ratio",
+    "canonical_order",
     "get_objective",
     "import_objective_modules",
     "objective_weight_fields",

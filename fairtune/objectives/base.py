@@ -106,6 +106,7 @@ class Objective:
         option_fields: `FairTrainingArguments` fields passed to `__init__` as options (`mindiff_kernel`).
         card_fields: the settings the model card lists (default: `option_fields`).
         card_name, card_text, tag, citations: what the model card says (citation keys of model_cards/citations).
+        references: citation entries (`{key: {short, reference, bibtex}}`) for keys the built-in table lacks.
     """
 
     name: ClassVar[str] = ""
@@ -119,6 +120,7 @@ class Objective:
     card_text: ClassVar[str] = ""
     tag: ClassVar[str | None] = None
     citations: ClassVar[tuple[str, ...]] = ()
+    references: ClassVar[dict[str, dict[str, str]]] = {}
 
     def __init__(self, *, num_groups: int = 0, group_names: tuple[str, ...] = (), **options: Any) -> None:
         """Keep the run's groups; subclasses read their own options from `options`."""
@@ -162,6 +164,7 @@ class Objective:
             "settings": cls.card_settings(config),
             "citations": list(cls.citations),
             "tag": cls.tag,
+            "references": dict(cls.references),
         }
 
 
@@ -188,16 +191,33 @@ def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]
     return wrap
 
 
+#: the order built-in objectives are listed (cards) and added to the loss; third-party ones follow
+BUILTIN_ORDER = ("dp", "eo", "mindiff", "group_dro", "loss_parity", "clp", "adversary")
+
+
+def canonical_order(names) -> list[str]:
+    """`names` in the canonical order: built-ins as `BUILTIN_ORDER`, then third-party ones as registered."""
+    registered = list(OBJECTIVES)
+
+    def key(name: str) -> tuple[int, int]:
+        if name in BUILTIN_ORDER:
+            return (0, BUILTIN_ORDER.index(name))
+        return (1, registered.index(name) if name in registered else len(registered))
+
+    return sorted(names, key=key)
+
+
 def get_objective(name: str) -> type[Objective]:
     """The registered objective class for a recipe key; an unknown name is an error with a suggestion."""
     load_builtin_objectives()
     if name not in OBJECTIVES:
         import difflib
 
-        close = difflib.get_close_matches(name, OBJECTIVES, n=1)
+        close = difflib.get_close_matches(name, OBJECTIVES, n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
-            f"`objectives`: unknown objective {name!r}{hint}; registered: {', '.join(OBJECTIVES)}. A third-party "
+            f"`objectives`: unknown objective {name!r}{hint}; registered: {', '.join(canonical_order(OBJECTIVES))}. "
+            "A third-party "
             "objective is registered by importing its module: list it in `objective_modules`."
         )
     return OBJECTIVES[name]

@@ -221,7 +221,9 @@ class MinDiff(Objective):
     weight_field = "mindiff_weight"
     option_fields = ("mindiff_kernel", "mindiff_bandwidth", "mindiff_label")
     card_name = "MinDiff"
-    card_text = "matches the distributions of model scores across groups with a kernel maximum mean discrepancy penalty."
+    card_text = (
+        "matches the distributions of model scores across groups with a kernel maximum mean discrepancy penalty."
+    )
     tag = "mindiff"
     citations = ("prost2019",)
 

@@ -203,8 +203,6 @@ def group_metric_table(
     return flat, per_group
 
 
-
-
 __all__ = [
     "CLP_WORD_KEY",
     "FAIRTUNE_KEYS",

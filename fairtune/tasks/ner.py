@@ -29,9 +29,9 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
+from fairtune.columns import FAIRTUNE_KEYS, GROUP_KEY, WEIGHT_KEY
 from fairtune.metrics.ner import ner_metrics
 from fairtune.metrics.tags import PREFIX_ORDER, is_person_type, split_tag
-from fairtune.columns import FAIRTUNE_KEYS, GROUP_KEY, WEIGHT_KEY
 from fairtune.tasks.base import (
     CLP_WORD_KEY,
     EvalContext,
@@ -45,6 +45,8 @@ from fairtune.tasks.base import (
 ENTITY_MASK_KEY = "entity_mask"
 TOKENS_COLUMN, TAGS_COLUMN, TOKEN_MAP_COLUMN = "tokens", "ner_tags", "cf_token_map"
 POOLINGS = ("first", "entity")
+
+
 def sort_tags(tags: Sequence[str]) -> list[str]:
     """A stable label order: O first, then by entity type and prefix (B, I, E, S)."""
     uniq = set(tags)

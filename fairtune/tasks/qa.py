@@ -23,9 +23,9 @@ the words both sides share. CLP is the symmetric KL between the two sides' distr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
