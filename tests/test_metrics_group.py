@@ -98,8 +98,9 @@ def test_fairlearn_published_data_weighted_and_unweighted(weighted):
         assert r[name] == pytest.approx(getattr(fl, name)(FL_Y_T, FL_Y_P, **kw), abs=1e-12), name
     assert r["accuracy"] == pytest.approx(np.average(FL_Y_T == FL_Y_P, weights=sw))
     if weighted:  # the weights change the answer, so the test above really checks them
-        assert r["equalized_odds_difference"] != pytest.approx(group_fairness_metrics(FL_Y_T, FL_Y_P, FL_G_1)[
-            "equalized_odds_difference"])
+        assert r["equalized_odds_difference"] != pytest.approx(
+            group_fairness_metrics(FL_Y_T, FL_Y_P, FL_G_1)["equalized_odds_difference"]
+        )
 
 
 def test_group_without_positives_counts_tpr_zero_like_fairlearn():

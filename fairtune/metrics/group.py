@@ -71,7 +71,9 @@ def _gap(values: list[float]) -> tuple[float, float]:
 
 def _weighted_f1(yt: np.ndarray, yp: np.ndarray, w: np.ndarray, classes: list[int], binary: bool, pos: int) -> float:
     if binary:
-        return float(f1_score(yt, yp, labels=classes, pos_label=pos, average="binary", zero_division=0, sample_weight=w))
+        return float(
+            f1_score(yt, yp, labels=classes, pos_label=pos, average="binary", zero_division=0, sample_weight=w)
+        )
     return float(f1_score(yt, yp, labels=classes, average="macro", zero_division=0, sample_weight=w))
 
 
@@ -229,6 +231,8 @@ def equal_opportunity_difference(
     return group_fairness_metrics(y_true, y_pred, groups, **kwargs)["equal_opportunity_difference"]
 
 
-def equal_opportunity_ratio(y_true: Sequence[int], y_pred: Sequence[int], groups: Sequence[Any], **kwargs: Any) -> float:
+def equal_opportunity_ratio(
+    y_true: Sequence[int], y_pred: Sequence[int], groups: Sequence[Any], **kwargs: Any
+) -> float:
     """Smallest TPR ratio between groups (fairlearn's `equal_opportunity_ratio` on binary data)."""
     return group_fairness_metrics(y_true, y_pred, groups, **kwargs)["equal_opportunity_ratio"]
