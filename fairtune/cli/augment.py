@@ -63,6 +63,9 @@ def read_rows(path: Path, task: str) -> Any:
         raise ValueError(f"--input: unknown format {suffix!r}; use one of {', '.join(FORMATS)}.")
     if suffix == ".csv" and task in ("qa", "ner"):
         raise ValueError(f"--input: csv holds only flat text rows; for --task {task} use .json, .jsonl or .parquet.")
+    from fairtune.data.validation import check_data_file
+
+    check_data_file(path, "--input")  # encoding, empty file, malformed JSON line, CSV rows: file and line named
     if suffix == ".parquet":
         return Dataset.from_parquet(str(path))
     if suffix == ".csv":

@@ -55,10 +55,35 @@ def register(subparsers: Any) -> None:
     t.set_defaults(func=thresholds_command)
 
 
+def check_local_file(path: str | None, flag: str) -> None:
+    """A local data file named by a flag is checked at the door (missing, encoding, JSON lines, CSV rows); Hub ids
+    and folders pass through."""
+    from pathlib import Path
+
+    from fairtune.data.validation import check_data_file
+
+    if path and (Path(path).is_file() or Path(path).suffix.lower() in (".csv", ".json", ".jsonl", ".parquet")):
+        check_data_file(path, flag)
+
+
+def check_local_model(path: str | None, flag: str) -> None:
+    """A model named by a path (not a Hub id `org/name`) must exist."""
+    from pathlib import Path
+
+    from fairtune.errors import FairtuneError
+
+    if path and path.startswith((".", "/", "~")) and not Path(path).expanduser().exists():
+        raise FairtuneError(f"{flag}: {path!r} does not exist; pass a model dir or a Hub id (org/name).")
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
     """Run `fairtune evaluate`."""
     from fairtune.evaluation.recipe import build_config, load_recipe
     from fairtune.evaluation.runner import evaluate
+
+    check_local_file(args.predictions, "--predictions")
+    check_local_file(args.data, "--data")
+    check_local_model(args.model, "--model")
 
     recipe = load_recipe(args.recipe) if args.recipe else {}
     overrides = {k: v for k, v in vars(args).items() if k not in ("func", "recipe", "command")}
@@ -76,14 +101,21 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 def thresholds_command(args: argparse.Namespace) -> int:
     """Run `fairtune thresholds`: fit on --data, save with the model, report the effect on --test-data."""
+    from pathlib import Path
+
     import numpy as np
 
+    from fairtune.errors import FairtuneError
     from fairtune.evaluation.models import load_model
     from fairtune.evaluation.predict import classifier_probs
     from fairtune.evaluation.tables import encode_labels, load_table, require_columns
     from fairtune.metrics.group import group_fairness_metrics
     from fairtune.thresholds import apply_thresholds, fit_thresholds, save_thresholds
 
+    if not Path(args.model).is_dir():
+        raise FairtuneError(f"--model: {args.model!r} is not a local model dir (the thresholds are saved into it).")
+    for path, flag in ((args.data, "--data"), (args.test_data, "--test-data")):
+        check_local_file(path, flag)
     loaded = load_model(args.model, kind="classifier")
     if loaded.model.config.num_labels != 2:
         print("fairtune thresholds: per-group thresholds need a binary classifier", file=sys.stderr)

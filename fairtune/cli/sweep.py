@@ -36,9 +36,27 @@ def register(subparsers) -> None:
     p.set_defaults(func=run, accepts_overrides=True)
 
 
+def preflight_data(recipe: str | None, overrides: list[str]) -> None:
+    """Check the local data files once, before any run: a bad file would fail every run the same way, and is a
+    bad input (exit code 2) rather than failed runs (exit code 1)."""
+    from fairtune.parser import parse_config
+
+    try:
+        model_args, data_args, _ = parse_config(recipe, overrides)
+    except (ValueError, OSError):
+        return  # run_sweep reports configuration errors with the grid in view
+    if data_args.dataset_name or not (data_args.train_file or data_args.validation_file or data_args.test_file):
+        return
+    from fairtune.data import load_raw_datasets
+    from fairtune.data.validation import validate_raw_datasets
+
+    validate_raw_datasets(load_raw_datasets(data_args), data_args, model_args.task)
+
+
 def run(args: argparse.Namespace) -> int:
     """CLI entry: run the sweep; 2 on a bad configuration, 1 when runs failed or nothing could be selected."""
     try:
+        preflight_data(args.recipe, list(getattr(args, "overrides", []) or []))
         summary = run_sweep(
             args.recipe,
             parse_grid(args.grid),
