@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "fairtune.cli.evaluate",
     "fairtune.cli.hub",
     "fairtune.cli.sweep",
+    "fairtune.cli.monitor",
 )
 
 # command -> (module, one-line help): lets `fairtune --help` list the commands and `fairtune COMMAND` import only
@@ -70,6 +71,12 @@ def _sweep_split(tail: list[str]) -> tuple[list[str], list[str]]:
         "--accelerate-config",
         "--task-metric",
         "--fairness-metric",
+        "--search",
+        "--trials",
+        "--space",
+        "--storage",
+        "--study-name",
+        "--sampler",
     }
     known, rest, i = [], [], 0
     while i < len(tail):
