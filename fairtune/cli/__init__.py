@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "fairtune.cli.hub",
     "fairtune.cli.sweep",
     "fairtune.cli.monitor",
+    "fairtune.cli.erase",
 )
 
 # command -> (module, one-line help): lets `fairtune --help` list the commands and `fairtune COMMAND` import only
