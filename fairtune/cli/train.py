@@ -100,6 +100,19 @@ def saved_command(recipe: str | None, overrides: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in redact_command(argv))
 
 
+def recipe_says_cpu(recipe: str | None, overrides: list[str]) -> bool:
+    """Whether the recipe or a flag sets `use_cpu: true` (read without building the arguments)."""
+    import yaml
+
+    from fairtune.parser import load_recipe, parse_overrides
+
+    try:
+        value = {**load_recipe(recipe), **parse_overrides(overrides)}.get("use_cpu", False)
+    except (ValueError, OSError):
+        return False  # parse_config reports it
+    return bool(yaml.safe_load(value)) if isinstance(value, str) else bool(value)
+
+
 def run(args: argparse.Namespace) -> int:
     """Parse the recipe and overrides, check the launch and the output dir, run training, print the summary."""
     from fairtune.launch_check import check_launch
@@ -108,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_expected_warnings()
     overrides = list(getattr(args, "overrides", []) or [])
+    # before the arguments are built: TrainingArguments starts torch.distributed in a launched process
+    check_launch(use_cpu=recipe_says_cpu(args.recipe, overrides))
     model_args, data_args, training_args = parse_config(args.recipe, overrides)
-    check_launch(use_cpu=bool(getattr(training_args, "use_cpu", False)))
     resume = check_output_dir(training_args, config_to_dict(model_args, data_args, training_args))
     training_args.resume_from_checkpoint = resume  # a checkpoint path or None; never the string "true"
 

@@ -224,9 +224,11 @@ def _require_columns(ds, columns: Sequence[str], where: str, hint: str) -> None:
 
 def validate_classification(ds, split: str, data_args, where: str) -> None:
     """Text columns present and filled; labels filled (train: every row; evaluation: all rows or none)."""
-    text_cols = [c for c in (data_args.text_column, getattr(data_args, "text_pair_column", None)) if c]
-    _require_columns(ds, text_cols, where, "Set `text_column` (and `text_pair_column`) to the text column(s).")
-    for col in text_cols:
+    text_cols = {"text_column": data_args.text_column, "text_pair_column": getattr(data_args, "text_pair_column", None)}
+    for name, col in text_cols.items():
+        if col and col not in ds.column_names:
+            raise FairtuneError(f"{where}: `{name}` {col!r} not found (columns: {ds.column_names}); set `{name}`.")
+    for col in [c for c in text_cols.values() if c]:
         bad = [i for i, v in enumerate(ds[col]) if not isinstance(v, str) or not v.strip()]
         if bad:
             raise FairtuneError(
