@@ -224,7 +224,10 @@ def _require_columns(ds, columns: Sequence[str], where: str, hint: str) -> None:
 
 def validate_classification(ds, split: str, data_args, where: str) -> None:
     """Text columns present and filled; labels filled (train: every row; evaluation: all rows or none)."""
-    text_cols = {"text_column": data_args.text_column, "text_pair_column": getattr(data_args, "text_pair_column", None)}
+    text_cols = {
+        "text_column": data_args.text_column,
+        "text_pair_column": getattr(data_args, "text_pair_column", None),
+    }
     for name, col in text_cols.items():
         if col and col not in ds.column_names:
             raise FairtuneError(f"{where}: `{name}` {col!r} not found (columns: {ds.column_names}); set `{name}`.")
