@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from transformers import TrainingArguments
 
 TASKS = ("classification", "ner", "qa")
-CDA_MODES = ("none", "two_sided", "one_sided")
+CDA_MODES = ("none", "two_sided", "one_sided", "neutralize")
 GROUP_BALANCE = ("none", "reweight", "resample")
 KERNELS = ("gaussian", "laplacian")
 ADVERSARY_SCHEDULES = ("constant", "ganin")
