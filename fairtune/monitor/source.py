@@ -90,7 +90,9 @@ def describe(con: Any, relation_sql: str, where: str) -> dict[str, str]:
         rows = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
     except Exception as err:  # duckdb raises several error classes for unreadable input
         first = str(err).strip().splitlines()[0]
-        raise MonitorError(f"{where}: DuckDB cannot read it ({first}); check the file format and its contents.") from None
+        raise MonitorError(
+            f"{where}: DuckDB cannot read it ({first}); check the file format and its contents."
+        ) from None
     return {r[0]: str(r[1]).upper() for r in rows}
 
 

@@ -45,7 +45,9 @@ class MonitorState:
         try:
             self.con = duckdb.connect(str(self.path) if self.path else ":memory:")
         except duckdb.Error as err:
-            raise MonitorError(f"state file {self.path}: cannot open it ({err}); remove it or use another --output.") from None
+            raise MonitorError(
+                f"state file {self.path}: cannot open it ({err}); remove it or use another --output."
+            ) from None
         self.con.execute("SET TimeZone = 'UTC'")
         if memory_limit:
             self.con.execute(f"SET memory_limit = '{memory_limit}'")

@@ -258,6 +258,9 @@ def window_metrics(
         stats["mean_score"] = float(rows["s_sum"].sum() / s_n) if s_n else None
         stats.update({rate: point.pop(f"{g}/{rate}") for rate in GROUP_RATES if f"{g}/{rate}" in point})
         stats["in_gaps"] = g in headline
+        stats["intervals"] = {
+            rate: list(intervals.pop(f"{g}/{rate}")) for rate in GROUP_RATES if f"{g}/{rate}" in intervals
+        }
         per_group[g] = stats
     lab_cells = cells[cells["y"].notna() & cells["grp"].notna()]
     sums = {
