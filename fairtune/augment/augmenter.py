@@ -53,6 +53,10 @@ class CounterfactualAugmenter:
         """The counterfactual twin of `text` ("he praised his sister" -> "she praised her brother")."""
         return self.swapper.counterfactual(text)
 
+    def neutralize(self, text: str) -> str:
+        """`text` with neutral terms ("He is her father" -> "They are their parent"); mode `neutralize`."""
+        return self.swapper_for("neutralize").counterfactual(text)
+
     def swap(self, text: str) -> SwapResult:
         """The counterfactual text plus its edits (source/target character offsets, old and new words)."""
         return self.swapper.swap(text)

@@ -271,9 +271,13 @@ class BatchAugmenter:
         label_names: Sequence[str] | None = None,
     ) -> None:
         """Hold the swapper and settings (all picklable); `label_names` decodes int NER tags."""
-        self.swapper = swapper
         self.task = normalize_task(task)
         self.mode = normalize_mode(mode)
+        if self.mode == "neutralize" and not getattr(swapper, "neutral", False):
+            from fairtune.augment.neutral import Neutralizer
+
+            swapper = Neutralizer(swapper.lexicons, seed=swapper.seed)
+        self.swapper = swapper
         self.text_columns = list(text_columns)
         self.label_names = list(label_names) if label_names is not None else None
         self.label_ids = {n: i for i, n in enumerate(self.label_names or [])}

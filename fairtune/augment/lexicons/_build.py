@@ -1,7 +1,8 @@
 """Maintainer script: rebuild the name and identity-term lexicons from the public sources in ../shared/data.
 
 Not imported at run time (the package only reads the JSON files written here). Run it from the repository root:
-`python fairtune/augment/lexicons/_build.py [DATA_DIR]`. `gender.json` is curated by hand and not touched.
+`python fairtune/augment/lexicons/_build.py [DATA_DIR]`. `gender.json` is curated by hand and not touched;
+`neutral.json` is curated by hand except its `names` list.
 The curation choices (thresholds, homographs, plural forms) live here so that a rebuild gives the same files.
 """
 
@@ -274,7 +275,28 @@ def _dump(obj: dict, path: Path) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
+# Census 1990 first names borne about equally by women and men: the neutral names of mode `neutralize`.
+NEUTRAL_SHARE = (0.3, 0.7)
+NEUTRAL_COUNT = 20
+
+
+def neutral_names(data: Path) -> list[str]:
+    """The NEUTRAL_COUNT most frequent names whose female share is within NEUTRAL_SHARE (homographs left out)."""
+    female = _census_first(data / "name_lists" / "dist.female.first.txt")
+    male = _census_first(data / "name_lists" / "dist.male.first.txt")
+    homo = set(HOMOGRAPHS)
+    cands = []
+    for name in set(female) & set(male):
+        f, m = female[name], male[name]
+        if NEUTRAL_SHARE[0] <= f / (f + m) <= NEUTRAL_SHARE[1] and name not in homo and re.fullmatch(r"[a-z]+", name):
+            cands.append((-(f + m), name))
+    return [_title(n) for _, n in sorted(cands)[:NEUTRAL_COUNT]]
+
+
 def main(data: Path) -> None:
+    neutral = json.loads((HERE / "neutral.json").read_text(encoding="utf-8"))  # curated; only `names` is rebuilt
+    neutral["names"] = neutral_names(data)
+    _dump(neutral, HERE / "neutral.json")
     _dump(build_names(data), HERE / "names.json")
     _dump(build_names_race(data), HERE / "names_race.json")
     _dump(build_identity(data, "religion", "Religion", RELIGION_PLURALS), HERE / "religion.json")
