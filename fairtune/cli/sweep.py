@@ -45,8 +45,9 @@ def preflight_data(recipe: str | None, overrides: list[str]) -> None:
         model_args, data_args, _ = parse_config(recipe, overrides)
     except (ValueError, OSError):
         return  # run_sweep reports configuration errors with the grid in view
-    if data_args.dataset_name or not (data_args.train_file or data_args.validation_file or data_args.test_file):
-        return
+    files = [f for f in (data_args.train_file, data_args.validation_file, data_args.test_file) if f]
+    if data_args.dataset_name or not files or not all(Path(f).is_file() for f in files):
+        return  # a Hub dataset is left to the runs; a missing file is reported after the grid is checked
     from fairtune.data import load_raw_datasets
     from fairtune.data.validation import validate_raw_datasets
 
