@@ -8,7 +8,7 @@ import sqlite3
 import duckdb
 import pandas as pd
 import pytest
-from monitor_logs import day_rows, write_days, write_jsonl
+from test_monitor_logs import day_rows, write_days, write_jsonl
 
 from fairtune.cli import main
 from fairtune.monitor import FairnessMonitor, MonitorConfig, run_monitor

@@ -58,3 +58,15 @@ def write_days(folder: Path, days: range, *, regression_from: int | None = None,
         bias = 0.3 if regression_from is not None and day >= regression_from else 0.0
         paths.append(write_jsonl(folder / f"day{day:02d}.jsonl", day_rows(day, bias=bias, **kwargs)))
     return paths
+
+
+def test_generator_injects_the_regression_only_where_asked():
+    """The synthetic logs the monitor tests rely on: same seed, same rows; `bias` lowers women's scores only."""
+    clean, shifted = day_rows(5), day_rows(5, bias=0.3)
+    assert [r["label"] for r in clean] == [r["label"] for r in shifted]
+    drop = {
+        g: np.mean([a["score"] - b["score"] for a, b in zip(clean, shifted) if a["group"] == g])
+        for g in ("female", "male")
+    }
+    assert drop["male"] == 0.0 and 0.2 < drop["female"] <= 0.3
+    assert day_rows(5) == clean and day_rows(6) != clean
