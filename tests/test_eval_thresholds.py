@@ -230,3 +230,17 @@ def test_old_import_path_still_works():
     from fairtune.thresholds import apply_thresholds as old_apply
 
     assert old_apply is apply_thresholds
+
+
+def test_randomized_sample_weight_equals_duplicated_rows():
+    s, y, g = _fairlearn_data(2, n=1500)
+    w = np.where(np.arange(len(s)) % 3 == 0, 2.0, 1.0)
+    weighted = fit_thresholds(s, y, g, "equalized_odds", randomized=True, sample_weight=w)
+    dup = np.r_[np.arange(len(s)), np.flatnonzero(w == 2.0)]
+    duplicated = fit_thresholds(s[dup], y[dup], g[dup], "equalized_odds", randomized=True)
+    assert weighted["operating_point"] == pytest.approx(duplicated["operating_point"])
+    assert weighted["operating_point"] != pytest.approx(
+        fit_thresholds(s, y, g, "equalized_odds", randomized=True)["operating_point"]
+    )
+    with pytest.raises(ValueError, match="sample_weight"):
+        fit_thresholds(s, y, g, "equalized_odds", sample_weight=w)

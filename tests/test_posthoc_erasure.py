@@ -227,3 +227,28 @@ def test_bad_inputs_and_intersectional_groups():
         find_head_layer(tf.BertModel(tf.BertConfig(**SMALL)))
     ids, names = combine_groups([["f", "m", "f", None, "m"], ["a", "a", "b", "a", "a"]])
     assert ids.tolist() == [0, 1, 2, -1, 1] and names == ["f|a", "m|a", "f|b"]
+
+
+def _fit_on_shard(out_path):
+    """Runs in each of 2 processes: fit on this process's half of the batches, statistics merged by accelerate."""
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=True)
+    batches = _batches(groups=3)
+    fit = fit_eraser(_bert(), batches[acc.process_index :: acc.num_processes], 3, accelerator=acc)
+    if acc.is_main_process:
+        torch.save(
+            {"P": fit.eraser.P, "bias": fit.eraser.bias, "rows": fit.rows, "counts": fit.group_counts}, out_path
+        )
+
+
+def test_two_processes_give_the_single_process_eraser(tmp_path):
+    from accelerate import debug_launcher
+
+    out = tmp_path / "fit.pt"
+    debug_launcher(_fit_on_shard, args=(str(out),), num_processes=2)
+    got = torch.load(out)
+    single = fit_eraser(_bert(), _batches(groups=3), 3)
+    assert got["rows"] == single.rows and list(got["counts"]) == single.group_counts
+    assert torch.allclose(got["P"], single.eraser.P, atol=1e-8)
+    assert torch.allclose(got["bias"], single.eraser.bias, atol=1e-10)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from fairtune.posthoc.erasure import (
+    FOLDABLE,
     ErasureFit,
     HeadSite,
     _forward,
@@ -55,10 +56,13 @@ def erase_model(
     Returns:
         (erased model, the fit, a dict of what was done: method, site, rows, group counts, seconds).
     """
+    if method not in FOLDABLE:
+        raise ValueError(
+            f"erasure_method {method!r} cannot be folded into the model: use one of {FOLDABLE} (quadratic erasure "
+            "needs every input's group at inference; fit_eraser(method='quadratic') applies it to cached features)"
+        )
     start = time.perf_counter()
     fit = fit_eraser(model, batches, num_groups, method=method, accelerator=accelerator)
-    if method not in ("leace", "orth"):
-        fold_eraser(model, fit)  # raises the explanatory error
     fit_seconds = time.perf_counter() - start
     out = copy.deepcopy(model)
     info: dict[str, Any] = {

@@ -177,6 +177,8 @@ def fit_thresholds(
     g = _group_keys(groups)
     if len(s) != len(y) or len(y) != len(g):
         raise ValueError(f"scores, labels and groups must have the same length, got {len(s)}, {len(y)}, {len(g)}")
+    if sample_weight is not None and not randomized:
+        raise ValueError("sample_weight is supported with randomized=True (binary); drop it or set randomized")
     keep = np.asarray([x is not None for x in g.tolist()], dtype=bool)
     names = sorted({x for x in g[keep].tolist()})
     if len(names) < 2:
