@@ -92,10 +92,12 @@ def check_launch(
     environ: Mapping[str, str] | None = None,
     gpus: int | None = None,
     cpus: int | None = None,
+    bf16_ok: bool | None = None,
 ) -> None:
     """Raise `FairtuneError` when this process was launched with a config the machine cannot run well.
 
-    Does nothing outside a multi-process launch without accelerate settings (a plain `fairtune train`).
+    Does nothing outside a multi-process launch without accelerate settings (a plain `fairtune train`). `gpus`,
+    `cpus` and `bf16_ok` describe the machine (default: what torch and the OS report).
     """
     env = os.environ if environ is None else environ
     launched = any(k.startswith("ACCELERATE_") for k in env) or int(env.get("WORLD_SIZE", "1") or 1) > 1
@@ -109,7 +111,9 @@ def check_launch(
     else:
         distributed = "MULTI_GPU" if processes > 1 else ""
     cpu = use_cpu or env.get("ACCELERATE_USE_CPU", "").lower() in _TRUE
-    gpus = _gpu_count() if gpus is None else gpus
+    if gpus is None:
+        gpus = _gpu_count()
+        bf16_ok = _bf16_supported() if gpus and bf16_ok is None else bf16_ok
     problems = fit_problems(
         processes=processes,
         mixed_precision=env.get("ACCELERATE_MIXED_PRECISION", "no"),
@@ -117,7 +121,7 @@ def check_launch(
         use_cpu=cpu,
         gpus=gpus,
         cpus=(os.cpu_count() or 1) if cpus is None else cpus,
-        bf16_ok=_bf16_supported() if gpus else True,
+        bf16_ok=True if bf16_ok is None else bf16_ok,
     )
     if problems:
         raise FairtuneError(_message("the accelerate launch", problems, gpus))
@@ -140,11 +144,17 @@ def read_launch_config(path: str | Path) -> dict[str, Any]:
 
 
 def launch_config_problems(
-    path: str | Path, gpus: int | None = None, cpus: int | None = None, use_cpu: bool = False
+    path: str | Path,
+    gpus: int | None = None,
+    cpus: int | None = None,
+    use_cpu: bool = False,
+    bf16_ok: bool | None = None,
 ) -> list[str]:
     """What in an accelerate config file does not fit this machine (empty when it fits)."""
     cfg = read_launch_config(path)
-    gpus = _gpu_count() if gpus is None else gpus
+    if gpus is None:
+        gpus = _gpu_count()
+        bf16_ok = _bf16_supported() if gpus and bf16_ok is None else bf16_ok
     machines = int(cfg.get("num_machines", 1) or 1)
     processes = int(cfg.get("num_processes", 1) or 1) // max(machines, 1)
     return fit_problems(
@@ -156,14 +166,22 @@ def launch_config_problems(
         or str(cfg.get("distributed_type", "")).upper() == "MULTI_CPU",
         gpus=gpus,
         cpus=(os.cpu_count() or 1) if cpus is None else cpus,
-        bf16_ok=_bf16_supported() if gpus else True,
+        bf16_ok=True if bf16_ok is None else bf16_ok,
     )
 
 
-def check_launch_config(path: str | Path, gpus: int | None = None, cpus: int | None = None, use_cpu: bool = False):
+def check_launch_config(
+    path: str | Path,
+    gpus: int | None = None,
+    cpus: int | None = None,
+    use_cpu: bool = False,
+    bf16_ok: bool | None = None,
+) -> None:
     """Raise `FairtuneError` when the accelerate config file does not fit this machine."""
-    gpus = _gpu_count() if gpus is None else gpus
-    problems = launch_config_problems(path, gpus=gpus, cpus=cpus, use_cpu=use_cpu)
+    if gpus is None:
+        gpus = _gpu_count()
+        bf16_ok = _bf16_supported() if gpus and bf16_ok is None else bf16_ok
+    problems = launch_config_problems(path, gpus=gpus, cpus=cpus, use_cpu=use_cpu, bf16_ok=bf16_ok)
     if problems:
         raise FairtuneError(_message(f"accelerate config {path}", problems, gpus))
 
