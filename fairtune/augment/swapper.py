@@ -417,13 +417,25 @@ def _canonical(obj):
     return obj
 
 
+# Digest of each lexicon object seen (lexicons are immutable; the object is kept so its id stays unique).
+_DIGESTS: dict[int, tuple[Lexicon, str]] = {}
+
+
+def _lexicon_digest(lex: Lexicon) -> str:
+    hit = _DIGESTS.get(id(lex))
+    if hit is not None and hit[0] is lex:
+        return hit[1]
+    parts = [(f.name, _canonical(getattr(lex, f.name))) for f in fields(lex) if f.name != "source"]
+    digest = hashlib.sha256(repr((lex.kind, parts)).encode("utf-8", "surrogatepass")).hexdigest()
+    if len(_DIGESTS) >= 256:
+        _DIGESTS.clear()
+    _DIGESTS[id(lex)] = (lex, digest)
+    return digest
+
+
 def lexicons_digest(lexicons: Sequence[Lexicon]) -> str:
     """A content hash of `lexicons`, the same in every process (keys the compiled-matcher cache and fingerprints)."""
-    h = hashlib.sha256()
-    for lex in lexicons:
-        parts = [(f.name, _canonical(getattr(lex, f.name))) for f in fields(lex) if f.name != "source"]
-        h.update(repr((lex.kind, parts)).encode("utf-8", "surrogatepass"))
-    return h.hexdigest()[:32]
+    return hashlib.sha256("|".join(_lexicon_digest(lex) for lex in lexicons).encode()).hexdigest()[:32]
 
 
 def _compiled(lexicons: tuple[Lexicon, ...], key: str, use_automaton: bool) -> _Compiled:
