@@ -301,3 +301,19 @@ def _both_matchers():
 def test_automaton_matches_the_regex_on_random_text(_both_matchers, text: str) -> None:
     auto, rx = _both_matchers
     assert auto.swap(text) == rx.swap(text)
+
+
+def test_inline_shuffle_draws_what_random_shuffle_draws() -> None:
+    import random
+
+    from fairtune.augment.swapper import _shuffle
+
+    for seed in range(300):
+        for n in (1, 2, 3, 5, 10, 68, 130):
+            a, b = list(range(n)), list(range(n))
+            r1, r2 = random.Random(f"{seed}|x"), random.Random(f"{seed}|x")
+            for _ in range(3):  # successive shuffles on one generator, as the derangement loop does
+                r1.shuffle(a)
+                _shuffle(r2, b)
+                assert a == b
+            assert r1.random() == r2.random()

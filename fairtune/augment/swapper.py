@@ -28,7 +28,7 @@ import re
 import unicodedata
 import zlib
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from fairtune.augment.lexicon import NAME_AXES, SURNAME_SLOT, GroupLexicon, Lexicon, PairLexicon
@@ -101,6 +101,7 @@ _TOKEN = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.]*|[^\w\s]")
 _PREV_WORD = re.compile(r"([^\W\d_][\w'’-]*)[\s\[\(\{\"'“‘«*_]*\Z")
 _FOLLOWING_WORD = re.compile(r"[ \t]+([^\W\d_][\w'’-]*)")
 _WORD = re.compile(r"\w+")
+_ONE_WORD = re.compile(r"\w+")
 
 
 def _tokens_after(text: str, pos: int, n: int) -> list[str]:
@@ -220,9 +221,21 @@ class ExampleState:
     _surname_re: re.Pattern | None = None
     _surname_n: int = -1
     _words: frozenset[str] | None = None
+    # Finds, in one text, the lower-cased group-lexicon terms that are whole words of it (None: every word).
+    vocab: Callable[[str], set[str]] | None = None
 
     def words(self) -> frozenset[str]:
-        """Lower-cased words of the example (a replacement must not be a name already in it)."""
+        """Lower-cased words of the example (a replacement must not be a name already in it).
+
+        With `vocab`, only the words that are terms of the swapper's group lexicons: every question asked of this
+        set (which groups are mentioned, is a candidate name already used) is about such terms, so the answers are
+        the same, and one automaton pass replaces tokenising the whole example.
+        """
+        if self._words is None and self.vocab is not None:
+            found: set[str] = set()
+            for t in self.texts:
+                found |= self.vocab(t)
+            self._words = frozenset(found)
         if self._words is None:
             words: set[str] = set()
             for t in self.texts:
@@ -246,7 +259,7 @@ class ExampleState:
             order = list(groups)
             target = order[:]
             while True:
-                rng.shuffle(target)
+                _shuffle(rng, target)
                 if all(a != b for a, b in zip(order, target)):
                     break
             perm = dict(zip(order, target))
@@ -268,6 +281,22 @@ class ExampleState:
                 else None
             )
         return self._surname_re
+
+
+def _shuffle(rng: random.Random, x: list) -> None:
+    """`rng.shuffle(x)` with the same draws in the same order, without two Python calls per element.
+
+    CPython's shuffle draws `j = _randbelow(i + 1)` for i = n-1 .. 1, and `_randbelow(n)` repeats
+    `getrandbits(n.bit_length())` until the value is below n; this does the same inline (tests compare both).
+    """
+    getrandbits = rng.getrandbits
+    for i in range(len(x) - 1, 0, -1):
+        n = i + 1
+        k = n.bit_length()
+        j = getrandbits(k)
+        while j >= n:
+            j = getrandbits(k)
+        x[i], x[j] = x[j], x[i]
 
 
 def _apply_case(src: str, target: str) -> str:
@@ -367,6 +396,7 @@ class _Compiled:
         self._pattern_i: re.Pattern | None = None
         self._blob: bytes | None = None
         self.automaton = self.automaton_free = None
+        self.vocab_finder: Callable[[str], set[str]] | None = None
         if use_automaton and _ahocorasick is not None and table:
             # `automaton` holds every term (NER rows with person spans); `automaton_free` (free text) leaves out the
             # one-word name homographs, which never swap outside a person span: dropping a one-word candidate that
@@ -378,10 +408,46 @@ class _Compiled:
                 if not (_is_name_homograph(entry) and " " not in key.strip()):
                     self.automaton_free.add_word(key, len(word))
             self.automaton.make_automaton()
+            self._build_vocab()
             if len(self.automaton_free):
                 self.automaton_free.make_automaton()
             else:
                 self.automaton_free = None
+
+    def _build_vocab(self) -> None:
+        """An automaton over every one-word term of the group lexicons (surnames and homographs too)."""
+        words = {
+            w for lex in self.lexicons if isinstance(lex, GroupLexicon) for w in lex.index if _ONE_WORD.fullmatch(w)
+        }
+        if not words:
+            return
+        automaton = _ahocorasick.Automaton()
+        for w in words:
+            automaton.add_word(_normalize(w), len(w))
+        automaton.make_automaton()
+        self._vocab_words = frozenset(words)
+        self._vocab_automaton = automaton
+        self.vocab_finder = self._find_vocab
+
+    def _find_vocab(self, text: str) -> set[str]:
+        low = text.lower()
+        if len(low) != len(text):  # lower-casing moved characters: tokenise as ExampleState.words() does
+            return {w.lower() for w in _WORD.findall(text)} & self._vocab_words
+        words, exact, found = self._vocab_words, low.isascii(), set()
+        for j, n in self._vocab_automaton.iter(_normalize(low)):
+            s, e = j - n - 1, j - 1
+            w = low[s:e]
+            if w not in words:
+                continue
+            if not exact:
+                before, after = low[s - 1 : s] or " ", low[e : e + 1] or " "
+                if before.isalnum() or before == "_" or after.isalnum() or after == "_":
+                    continue
+            found.add(w)
+        return found
+
+    def __reduce__(self):  # never pickled: a Swapper pickles its key and lexicons instead
+        raise TypeError("_Compiled is rebuilt per process; pickle the Swapper")
 
     def blob(self) -> bytes:
         """The lexicons pickled once (what a pickled `Swapper` carries)."""
@@ -491,7 +557,7 @@ class Swapper:
     # -- public API -------------------------------------------------------------------------------------------
     def new_state(self, texts: Sequence[str] = ()) -> ExampleState:
         """A fresh per-example state for the fields `texts`; their text seeds the group permutations."""
-        return ExampleState(key=example_key(texts), seed=self.seed, texts=tuple(texts))
+        return ExampleState(key=example_key(texts), seed=self.seed, texts=tuple(texts), vocab=self._c.vocab_finder)
 
     def counterfactual(self, text: str) -> str:
         """The counterfactual of `text` (the fast path of `swap`: same result, no `Edit` objects)."""
