@@ -113,9 +113,15 @@ def _check_writable(root: Path) -> None:
         ) from None
 
 
+#: keys the pipeline fills in from the data after parsing (`label_list` for NER comes from the tags): compared only
+#: when the current recipe sets them
+DERIVED_KEYS = frozenset({"label_list", "group_names"})
+
+
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Keys whose values differ between a saved run config and the current one (volatile keys ignored)."""
     keys = (set(saved) & set(current)) - VOLATILE_KEYS
+    keys -= {k for k in DERIVED_KEYS if current.get(k) is None}
     return sorted(k for k in keys if json.dumps(saved[k], default=str) != json.dumps(current[k], default=str))
 
 

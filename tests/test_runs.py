@@ -243,3 +243,27 @@ def test_quiet_hides_the_cpu_pin_memory_warning():
         )
         warnings.warn("another warning", stacklevel=1)
     assert [str(w.message) for w in caught] == ["another warning"]
+
+
+def test_resume_true_continues_the_same_run_and_refuses_a_changed_one(tmp_path, tiny_bert_dir, capsys):
+    """`--resume_from_checkpoint true` (a string on the command line) resumes the run's latest checkpoint when the
+    recipe is the same, and names the changed key when it is not."""
+    from conftest import biased_rows, write_jsonl
+
+    from fairtune.cli import main
+
+    train = write_jsonl(tmp_path / "t.jsonl", biased_rows(16, 0.5))
+    out = tmp_path / "out"
+    argv = ["train", "--model_name_or_path", str(tiny_bert_dir), "--train_file", str(train), "--output_dir", str(out)]
+    argv += ["--group_column", "gender", "--use_cpu", "true", "--report_to", "none", "--disable_tqdm", "true"]
+    argv += ["--per_device_train_batch_size", "8", "--save_strategy", "steps", "--save_steps", "1"]
+    assert main([*argv, "--max_steps", "2"]) == 0
+    assert [p.name for p in checkpoints(out)] == ["checkpoint-1", "checkpoint-2"]
+    capsys.readouterr()
+    assert main([*argv, "--max_steps", "2", "--eo_weight", "0.5", "--resume_from_checkpoint", "true"]) == 2
+    assert "another configuration: eo_weight (0.0 -> 0.5)" in capsys.readouterr().err
+    assert main([*argv, "--max_steps", "3", "--resume_from_checkpoint", "true"]) == 0
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    assert main([*argv, "--max_steps", "3"]) == 2  # a third run without resume or overwrite is refused
+    assert "already holds a run" in capsys.readouterr().err
