@@ -118,11 +118,12 @@ def test_bad_jsonl_line_is_named(tmp_path, capsys) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text('{"text": "He left"}\n{"text": oops}\n')
     with pytest.raises(ValueError, match=r"in.jsonl line 2 is not valid JSON"):
-        list(stream.open_source(src, "text").chunks())
+        [c.parsed() for c in stream.open_source(src, "text").chunks()]
     out = str(tmp_path / "o.jsonl")
-    assert main(["augment", "--task", "text", "--input", str(src), "--output", out, "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert "fairtune augment: error: --input:" in err and "line 2 is not valid JSON" in err
+    for extra in ([], ["--num-proc", "2", "--chunk-rows", "1"]):  # parsed in a worker: the same message
+        assert main(["augment", "--task", "text", "--input", str(src), "--output", out, "--no-progress", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "fairtune augment: error: --input:" in err and "line 2 is not valid JSON" in err
     src.write_text('["not", "an", "object"]\n')
     assert main(["augment", "--task", "text", "--input", str(src), "--output", out, "--no-progress"]) == 2
     assert "line 1 is a JSON list, not an object" in capsys.readouterr().err

@@ -5,8 +5,9 @@ batch, CSV through pyarrow's streaming reader; a `.json` document is one value a
 chunk (`BatchAugmenter.augment_rows`, with the rows' 0-based input indices, so `cf_source`/`cf_origin` are the same
 as for the whole file at once) and appends the result to the output (JSONL/JSON/CSV text, Parquet row groups) before
 reading on. With `num_proc > 1` the chunks go to a fork process pool that holds the augmenter from its start (one
-copy per worker, never pickled per chunk); at most `2 * num_proc` chunks are in flight and the output keeps the
-input order, so peak memory depends on the chunk size, not on the corpus size.
+copy per worker, never pickled per chunk); JSONL lines are parsed and JSON/JSONL output is encoded in the workers,
+so the reading process only splits lines and appends text. At most `2 * num_proc` chunks are in flight and the
+output keeps the input order, so peak memory depends on the chunk size, not on the corpus size.
 
 The progress callback gets (done, total, unit): bytes of a JSONL/CSV/JSON input (its size is known), rows of a
 Parquet input (from its metadata).
@@ -28,11 +29,24 @@ FORMATS = (".json", ".jsonl", ".parquet", ".csv")
 
 @dataclass
 class Chunk:
-    """Rows `start .. start + len(rows)` of the input, and how far into the input they end (bytes or rows)."""
+    """Rows `start .. start + n` of the input, and how far into the input they end (bytes or rows).
+
+    A JSONL chunk may carry its raw `lines` ((line number, bytes) pairs) instead of parsed `rows`: `parsed()` parses
+    them, in the worker process when there is a pool, so the reading process only splits lines.
+    """
 
     start: int
-    rows: list[dict]
+    rows: list[dict] | None
     progress: int
+    lines: list[tuple[int, bytes]] | None = None
+    path: str = ""
+
+    def parsed(self) -> list[dict]:
+        """The rows (parsed from `lines` on first use); errors name the file and line."""
+        if self.rows is None:
+            self.rows = [_parse_line(self.path, lineno, line) for lineno, line in self.lines or ()]
+            self.lines = None
+        return self.rows
 
 
 @dataclass
@@ -98,32 +112,34 @@ def open_source(path: str | Path, task: str, chunk_rows: int = 1000) -> Source:
     return Source(path, lambda: _json_chunks(path, task, chunk_rows, size), size, "B")
 
 
+def _parse_line(path: str, lineno: int, line: bytes) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--input: {path} line {lineno} is not valid JSON ({err.msg}); fix that line.") from err
+    if not isinstance(row, dict):
+        raise ValueError(
+            f"--input: {path} line {lineno} is a JSON {type(row).__name__}, not an object; "
+            "write one {column: value} object per line."
+        )
+    return row
+
+
 def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
-    rows: list[dict] = []
+    lines: list[tuple[int, bytes]] = []
     start = done = 0
     with open(path, "rb") as fh:
         for lineno, line in enumerate(fh, 1):
             done += len(line)
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"--input: {path} line {lineno} is not valid JSON ({err.msg}); fix that line."
-                ) from err
-            if not isinstance(row, dict):
-                raise ValueError(
-                    f"--input: {path} line {lineno} is a JSON {type(row).__name__}, not an object; "
-                    "write one {column: value} object per line."
-                )
-            rows.append(row)
-            if len(rows) == chunk_rows:
-                yield Chunk(start, rows, done)
-                start += len(rows)
-                rows = []
-    if rows or start == 0:
-        yield Chunk(start, rows, done)
+            lines.append((lineno, line))
+            if len(lines) == chunk_rows:
+                yield Chunk(start, None, done, lines, str(path))
+                start += len(lines)
+                lines = []
+    if lines or start == 0:
+        yield Chunk(start, None, done, lines, str(path))
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -225,16 +241,20 @@ class Sink:
             if self.suffix == ".json":
                 self._fh.write("[")
 
-    def write(self, rows: list[dict]) -> None:
-        """Append `rows` (every row must have the columns of the first one)."""
+    def write(self, rows: list[dict] | str, n_rows: int | None = None) -> None:
+        """Append `rows` (every row must have the columns of the first one), or their `encode()`d text."""
+        if isinstance(rows, str):
+            if rows:
+                self._fh.write(rows if self._first or self.suffix != ".json" else ", " + rows)
+                self._first = False
+            self._rows += n_rows or 0
+            return
         if not rows:
             return
-        if self.suffix == ".jsonl":
-            self._fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        elif self.suffix == ".json":
-            body = ", ".join(json.dumps(r, ensure_ascii=False) for r in rows)
-            self._fh.write(body if self._first else ", " + body)
-        elif self.suffix == ".csv":
+        if self.suffix in (".jsonl", ".json"):
+            self.write(encode_rows(rows, self.suffix), len(rows))
+            return
+        if self.suffix == ".csv":
             if self._csv is None:
                 self._csv = csv.DictWriter(self._fh, fieldnames=list(rows[0]))
                 self._csv.writeheader()
@@ -274,19 +294,46 @@ class Sink:
             self._fh.close()
 
 
+def encode_rows(rows: list[dict], suffix: str) -> str:
+    """`rows` as the text a .jsonl (one object a line) or .json (objects joined by ", ") output appends."""
+    if suffix == ".jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    return ", ".join(json.dumps(r, ensure_ascii=False) for r in rows)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------------------------
-_WORKER_FN: Any = None
+@dataclass
+class _Done:
+    payload: list[dict] | str  # rows, or their encoded text (JSON outputs: encoded where they were augmented)
+    n_in: int
+    n_out: int
+    n_cf: int
+    progress: int
 
 
-def _init_worker(fn: Any) -> None:
-    global _WORKER_FN  # one augmenter per worker process, set once at its start
-    _WORKER_FN = fn
+def _process(fn: Any, chunk: Chunk, suffix: str) -> _Done:
+    from fairtune.augment.datasets import CF_SOURCE
+
+    rows = chunk.parsed()
+    out = fn.augment_rows(rows, range(chunk.start, chunk.start + len(rows)))
+    n_cf = sum(1 for r in out if r[CF_SOURCE] >= 0)
+    payload = encode_rows(out, suffix) if suffix in (".jsonl", ".json") else out
+    return _Done(payload, len(rows), len(out), n_cf, chunk.progress)
 
 
-def _work(chunk: Chunk) -> tuple[list[dict], int]:
-    return _WORKER_FN.augment_rows(chunk.rows, range(chunk.start, chunk.start + len(chunk.rows))), chunk.progress
+_WORKER: tuple[Any, str] | None = None
+
+
+def _init_worker(fn: Any, suffix: str) -> None:
+    global _WORKER  # one augmenter per worker process, set once at its start (fork: inherited, not pickled)
+    _WORKER = (fn, suffix)
+
+
+def _work(chunk: Chunk) -> _Done:
+    assert _WORKER is not None
+    return _process(_WORKER[0], chunk, _WORKER[1])
 
 
 def augment_file(
@@ -301,24 +348,23 @@ def augment_file(
 ) -> Stats:
     """Augment `source` into `output` chunk by chunk; `make_fn(columns)` builds the `BatchAugmenter` (it checks the
     columns of the first chunk)."""
-    from fairtune.augment.datasets import CF_SOURCE
-
     chunks = source.chunks()
     first = next(chunks)
-    if not first.rows:
+    rows = first.parsed()
+    if not rows:
         raise ValueError(f"--input: {source.path} has no rows.")
-    fn = make_fn(list(first.rows[0]))
+    fn = make_fn(list(rows[0]))
     stats = Stats()
     sink = Sink(output, task, edits_column)
 
-    def emit(rows: list[dict], done: int, n_in: int) -> None:
-        sink.write(rows)
-        stats.rows_in += n_in
-        stats.rows_out += len(rows)
-        stats.counterfactuals += sum(1 for r in rows if r[CF_SOURCE] >= 0)
+    def emit(done: _Done) -> None:
+        sink.write(done.payload, done.n_out)
+        stats.rows_in += done.n_in
+        stats.rows_out += done.n_out
+        stats.counterfactuals += done.n_cf
         stats.chunks += 1
         if progress is not None:
-            progress(done, source.total, source.unit)
+            progress(done.progress, source.total, source.unit)
 
     def all_chunks() -> Iterator[Chunk]:
         yield first
@@ -327,20 +373,17 @@ def augment_file(
     try:
         if not num_proc or num_proc <= 1:
             for chunk in all_chunks():
-                out = fn.augment_rows(chunk.rows, range(chunk.start, chunk.start + len(chunk.rows)))
-                emit(out, chunk.progress, len(chunk.rows))
+                emit(_process(fn, chunk, sink.suffix))
         else:
             ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(num_proc, initializer=_init_worker, initargs=(fn,)) as pool:
+            with ctx.Pool(num_proc, initializer=_init_worker, initargs=(fn, sink.suffix)) as pool:
                 pending: collections.deque = collections.deque()
                 for chunk in all_chunks():
-                    pending.append((pool.apply_async(_work, (chunk,)), len(chunk.rows)))
+                    pending.append(pool.apply_async(_work, (chunk,)))
                     if len(pending) >= 2 * num_proc:
-                        res, n_in = pending.popleft()
-                        emit(*res.get(), n_in)
+                        emit(pending.popleft().get())
                 while pending:
-                    res, n_in = pending.popleft()
-                    emit(*res.get(), n_in)
+                    emit(pending.popleft().get())
     finally:
         sink.close()
     return stats
