@@ -21,7 +21,9 @@ their groups per example from `seed` and the example's text, so the output is de
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 import pickle
 import random
 import re
@@ -260,7 +262,7 @@ class ExampleState:
             target = order[:]
             while True:
                 _shuffle(rng, target)
-                if all(a != b for a, b in zip(order, target)):
+                if not any(map(operator.eq, order, target)):  # a derangement: no group maps to itself
                     break
             perm = dict(zip(order, target))
             mentioned = [g for g in order if g in present]
@@ -290,13 +292,17 @@ def _shuffle(rng: random.Random, x: list) -> None:
     `getrandbits(n.bit_length())` until the value is below n; this does the same inline (tests compare both).
     """
     getrandbits = rng.getrandbits
-    for i in range(len(x) - 1, 0, -1):
-        n = i + 1
-        k = n.bit_length()
+    for i, n, k in _shuffle_plan(len(x)):
         j = getrandbits(k)
         while j >= n:
             j = getrandbits(k)
         x[i], x[j] = x[j], x[i]
+
+
+@functools.lru_cache(maxsize=64)
+def _shuffle_plan(size: int) -> tuple[tuple[int, int, int], ...]:
+    """(i, i + 1, bit length of i + 1) for i = size-1 .. 1: the steps of a shuffle of `size` items."""
+    return tuple((i, i + 1, (i + 1).bit_length()) for i in range(size - 1, 0, -1))
 
 
 def _apply_case(src: str, target: str) -> str:
