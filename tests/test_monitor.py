@@ -339,3 +339,32 @@ def test_outputs_markdown_and_plots(tmp_path):
     frame = windows_frame(json.loads((tmp_path / "out" / "monitor.json").read_text()))
     eo = frame[frame["metric"] == "equalized_odds_difference"]
     assert eo["alert"].tolist() == [False] * 4 + [True] * 2
+
+
+def test_timestamps_as_epoch_seconds_and_with_offsets_fall_in_the_same_windows(tmp_path):
+    base = day_rows(1, n=600) + day_rows(2, n=600)
+    iso = pd.to_datetime([r["timestamp"] for r in base])
+    epoch = [dict(r, timestamp=int(t.timestamp())) for r, t in zip(base, iso)]
+    shifted = [
+        dict(r, timestamp=(t + pd.Timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S+02:00")) for r, t in zip(base, iso)
+    ]
+    reports = []
+    for name, rows in (("iso", base), ("epoch", epoch), ("offset", shifted)):
+        write_jsonl(tmp_path / name / "l.jsonl", rows)
+        reports.append(_monitor(tmp_path, tmp_path / name / "l.jsonl", f"out_{name}")[1])
+    assert [[w["rows"] for w in r["windows"]] for r in reports] == [[600, 600]] * 3
+    assert [w["window"] for w in reports[2]["windows"]] == ["2024-01-01", "2024-01-02"]
+
+
+def test_string_classes_with_positive_label(tmp_path):
+    rows = [
+        dict(r, prediction="approve" if r.pop("score") >= 0.5 else "deny", label="approve" if r["label"] else "deny")
+        for r in day_rows(1, n=1000)
+    ]
+    write_jsonl(tmp_path / "l.jsonl", rows)
+    rc, report = _monitor(tmp_path, tmp_path / "l.jsonl", "out", "--positive-label", "approve")
+    frame = pd.DataFrame(rows)
+    w = report["windows"][0]
+    assert w["metrics"]["selection_rate"] == pytest.approx((frame["prediction"] == "approve").mean())
+    assert w["metrics"]["accuracy"] == pytest.approx((frame["prediction"] == frame["label"]).mean())
+    assert "bias_coefficient_gap" not in w["metrics"]  # no scores, no residuals

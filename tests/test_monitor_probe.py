@@ -131,3 +131,13 @@ def test_probe_model_scores_like_the_classifier(gendered_model):
     with FairnessMonitor(MonitorConfig(window="100", probe_size=5), model=model) as monitor:
         monitor.update([{"score": 0.5, "text": "she works at the hospital"}] * 10)
         assert monitor.report()["windows"][0]["probe"]["n_pairs"] == 5
+
+
+def test_reference_texts_are_scored_with_the_model(tmp_path, gendered_model):
+    _text_logs(tmp_path / "logs", days=(1,), n=300)
+    ref = tmp_path / "test_split.jsonl"
+    write_jsonl(ref, [{"text": "he works at the hospital", "group": "male"}] * 150)  # the model scores 'he' low
+    rc, report = _run(tmp_path, gendered_model, "out", "--reference", str(ref), "--probe-size", "0")
+    assert report["reference"] == {"kind": "file", "path": str(ref), "rows": 150}
+    score = report["windows"][0]["drift"]["score"]["(all)"]
+    assert score["reference_mean"] < score["window_mean"] - 0.2 and score["ks"] > 0.3

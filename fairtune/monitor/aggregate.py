@@ -17,6 +17,13 @@ import pandas as pd
 
 from fairtune.monitor.config import MonitorConfig, MonitorError
 
+#: rows whose value cannot be read, per canonical column (the `_raw` text is only computed for error messages)
+BAD = {
+    "p": "(_p IS NULL OR _p NOT IN (0, 1))",
+    "y": "(_y IS NOT NULL AND _y NOT IN (0, 1))",
+    "s": "(_s_logged AND (_s IS NULL OR _s < 0 OR _s > 1))",
+    "ts": "(_ts IS NULL)",
+}
 #: Monday 2000-01-03 00:00 UTC, the origin of time windows (so `1w` windows start on Mondays)
 WINDOW_ORIGIN = 946857600
 
@@ -52,10 +59,8 @@ def aggregate_sql(rows_sql: str, config: MonitorConfig) -> str:
     bin_expr = (
         f"CASE WHEN _s IS NULL OR _s < 0 OR _s > 1 THEN NULL ELSE least(CAST(floor(_s * {b}) AS INTEGER), {b - 1}) END"
     )
-    bad_p = "(_p IS NULL OR _p NOT IN (0, 1))"
-    bad_y = "(_y IS NOT NULL AND _y NOT IN (0, 1))"
-    bad_s = "(_s_raw IS NOT NULL AND (_s IS NULL OR _s < 0 OR _s > 1))"
-    bad_ts = "(_ts IS NULL)" if config.window.is_time else "FALSE"
+    bad_p, bad_y, bad_s = BAD["p"], BAD["y"], BAD["s"]
+    bad_ts = BAD["ts"] if config.window.is_time else "FALSE"
     ok_y = "CASE WHEN _y IN (0, 1) THEN _y END"
     return f"""
         WITH r AS (SELECT *, {bin_expr} AS _bin FROM ({rows_sql}) AS q)
@@ -66,9 +71,7 @@ def aggregate_sql(rows_sql: str, config: MonitorConfig) -> str:
             count(_s) AS s_n, sum(_s) AS s_sum,
             count({ok_y} - _s) AS r_n, sum({ok_y} - _s) AS r_sum, sum(power({ok_y} - _s, 2)) AS r_sq,
             max(_pos) AS max_pos,
-            count_if({bad_p}) AS bad_p, min(_p_raw) FILTER (WHERE {bad_p}) AS bad_p_ex,
-            count_if({bad_y}) AS bad_y, min(_y_raw) FILTER (WHERE {bad_y}) AS bad_y_ex,
-            count_if({bad_s}) AS bad_s, min(_s_raw) FILTER (WHERE {bad_s}) AS bad_s_ex,
+            count_if({bad_p}) AS bad_p, count_if({bad_y}) AS bad_y, count_if({bad_s}) AS bad_s,
             count_if({bad_ts}) AS bad_ts,
             min(_ts) AS ts_min, max(_ts) AS ts_max
         FROM r
@@ -86,7 +89,7 @@ def run_aggregate(con: Any, rows_sql: str, config: MonitorConfig, columns_for_er
         first = str(err).strip().splitlines()[0]
         raise MonitorError(f"the logs cannot be read ({first}); fix the file or column named there.") from None
     files = df[df["is_file"]].reset_index(drop=True)
-    check_values(files, config, columns_for_errors)
+    check_values(con, rows_sql, files, config, columns_for_errors)
     cells = df[~df["is_file"] & ~df["is_hist"]][["win", "grp", "y", "p", "n", "s_n", "s_sum", "r_n", "r_sum", "r_sq"]]
     hist = df[df["is_hist"] & df["bin"].notna()][["win", "grp", "bin", "n"]]
     cells = cells.astype({"n": "int64", "s_n": "int64", "r_n": "int64"}).reset_index(drop=True)
@@ -94,7 +97,16 @@ def run_aggregate(con: Any, rows_sql: str, config: MonitorConfig, columns_for_er
     return Aggregates(cells=cells, hist=hist, files=files[["file", "n", "max_pos", "ts_min", "ts_max"]])
 
 
-def check_values(files: pd.DataFrame, config: MonitorConfig, names: dict[str, str]) -> None:
+def _example(con: Any, rows_sql: str, file: str, column: str) -> str | None:
+    """One unreadable logged value of `column` in `file`, for the error message."""
+    raw = {"p": "_p_raw", "y": "_y_raw", "s": "_s_raw"}[column]
+    rows = con.execute(
+        f"SELECT min({raw}) FROM ({rows_sql}) AS q WHERE _file = ? AND {BAD[column]}", [file]
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def check_values(con: Any, rows_sql: str, files: pd.DataFrame, config: MonitorConfig, names: dict[str, str]) -> None:
     """Raise on the first file holding values the monitor cannot read."""
     cols = config.columns
     for row in files.itertuples(index=False):
@@ -106,16 +118,18 @@ def check_values(files: pd.DataFrame, config: MonitorConfig, names: dict[str, st
         if row.bad_p:
             raise MonitorError(
                 f"{row.file}: column {names['prediction']!r} has {row.bad_p} values that are not a class 0/1 (e.g. "
-                f"{row.bad_p_ex!r}); log 0/1, pass --positive-label NAME for string classes, or monitor a "
-                "positive-class probability with --score-column (binary classifiers only)."
+                f"{_example(con, rows_sql, row.file, 'p')!r}); log 0/1, pass --positive-label NAME for string "
+                "classes, or monitor a positive-class probability with --score-column (binary classifiers only)."
             )
         if row.bad_y:
             raise MonitorError(
                 f"{row.file}: column {cols.label!r} has {row.bad_y} values that are not a class 0/1 (e.g. "
-                f"{row.bad_y_ex!r}); log 0/1 (or empty while the label is unknown), or pass --positive-label NAME."
+                f"{_example(con, rows_sql, row.file, 'y')!r}); log 0/1 (or empty while the label is unknown), or "
+                "pass --positive-label NAME."
             )
         if row.bad_s:
             raise MonitorError(
                 f"{row.file}: column {cols.score!r} has {row.bad_s} values that are not a probability in [0, 1] "
-                f"(e.g. {row.bad_s_ex!r}); log the positive-class probability, or pass --score-column."
+                f"(e.g. {_example(con, rows_sql, row.file, 's')!r}); log the positive-class probability, or pass "
+                "--score-column."
             )

@@ -57,11 +57,24 @@ def ks_binned(expected: Sequence[float], actual: Sequence[float]) -> tuple[float
     return d, float(np.clip(kstwo.sf(d, np.round(big * small / (big + small))), 0.0, 1.0))
 
 
-def _hist_vector(hist: pd.DataFrame, bins: int) -> np.ndarray:
-    out = np.zeros(bins)
+def _hist_matrix(hist: pd.DataFrame, groups: list[str], bins: int) -> np.ndarray:
+    """Counts per (group, bin); row 0 holds all rows (groups or not), row i + 1 group `groups[i]`."""
+    out = np.zeros((len(groups) + 1, bins))
     if len(hist):
-        np.add.at(out, hist["bin"].to_numpy(dtype=int), hist["n"].to_numpy(dtype=float))
+        index = {g: i + 1 for i, g in enumerate(groups)}
+        b = hist["bin"].to_numpy(dtype=int)
+        n = hist["n"].to_numpy(dtype=float)
+        np.add.at(out[0], b, n)
+        rows = np.array([index.get(g, -1) if isinstance(g, str) else -1 for g in hist["grp"]], dtype=int)
+        keep = rows >= 0
+        np.add.at(out, (rows[keep], b[keep]), n[keep])
     return out
+
+
+def _label_counts(cells: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(positive labels, labelled rows) per group."""
+    lab = cells[cells["y"].notna() & cells["grp"].notna()]
+    return lab[lab["y"] == 1].groupby("grp")["n"].sum(), lab.groupby("grp")["n"].sum()
 
 
 def _coarse(vector: np.ndarray) -> np.ndarray:
@@ -105,33 +118,32 @@ def window_drift(
         _flag(mix, e.sum(), a.sum(), psi_limit, alpha, min_rows)
         out["group_mix"] = mix
     base: dict[str, Any] = {}
+    ref_pos, ref_lab = _label_counts(ref_cells)
+    win_pos, win_lab = _label_counts(cells)
     for g in groups:
-        r = ref_cells[(ref_cells["grp"] == g) & ref_cells["y"].notna()]
-        w = cells[(cells["grp"] == g) & cells["y"].notna()]
-        e = np.array([r[r["y"] == 1]["n"].sum(), r[r["y"] == 0]["n"].sum()], dtype=float)
-        a = np.array([w[w["y"] == 1]["n"].sum(), w[w["y"] == 0]["n"].sum()], dtype=float)
-        if e.sum() == 0 or a.sum() == 0:
+        e_pos, e_n, a_pos, a_n = (float(x.get(g, 0)) for x in (ref_pos, ref_lab, win_pos, win_lab))
+        if e_n == 0 or a_n == 0:
             continue
+        e, a = np.array([e_pos, e_n - e_pos]), np.array([a_pos, a_n - a_pos])
         entry = {
-            "reference": float(e[0] / e.sum()),
-            "window": float(a[0] / a.sum()),
+            "reference": e_pos / e_n,
+            "window": a_pos / a_n,
             "psi": psi(e, a),
             "p_value": chi_square_p(e, a),
             "test": "chi-square",
         }
-        _flag(entry, e.sum(), a.sum(), psi_limit, alpha, min_rows)
+        _flag(entry, e_n, a_n, psi_limit, alpha, min_rows)
         base[g] = entry
     if base:
         out["base_rate"] = base
     scores: dict[str, Any] = {}
-    for g in [None, *groups]:
-        rh = ref_hist if g is None else ref_hist[ref_hist["grp"] == g]
-        wh = hist if g is None else hist[hist["grp"] == g]
-        e, a = _hist_vector(rh, bins), _hist_vector(wh, bins)
+    ref_h, win_h = _hist_matrix(ref_hist, groups, bins), _hist_matrix(hist, groups, bins)
+    centers = (np.arange(bins) + 0.5) / bins
+    for i, g in enumerate(["(all)", *groups]):
+        e, a = ref_h[i], win_h[i]
         if e.sum() == 0 or a.sum() == 0:
             continue
         d, p = ks_binned(e, a)
-        centers = (np.arange(bins) + 0.5) / bins
         entry = {
             "psi": psi(_coarse(e), _coarse(a)),
             "ks": d,
@@ -141,7 +153,7 @@ def window_drift(
             "window_mean": float((a * centers).sum() / a.sum()),
         }
         _flag(entry, e.sum(), a.sum(), psi_limit, alpha, min_rows)
-        scores["(all)" if g is None else g] = entry
+        scores[g] = entry
     if scores:
         out["score"] = scores
     return out

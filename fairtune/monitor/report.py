@@ -54,10 +54,12 @@ def build_report(monitor: FairnessMonitor) -> dict[str, Any]:
         reference = {"kind": "first window", "window": window_label(first, cfg)[0], "rows": int(ref_cells["n"].sum())}
     else:
         reference = {"kind": "none"}
+    cells_by = {int(k): v for k, v in cells.groupby("win")}
+    hist_by = {int(k): v for k, v in hist.groupby("win")}
     windows = []
     for key in keys:
         label, start, end = window_label(key, cfg)
-        c, h = cells[cells["win"] == key], hist[hist["win"] == key]
+        c, h = cells_by.get(key, cells.iloc[:0]), hist_by.get(key, hist.iloc[:0])
         entry: dict[str, Any] = {
             "window": label,
             "key": key,

@@ -2,8 +2,8 @@
 
 Every source becomes DuckDB SQL with the same canonical columns, so one aggregation query serves all of them:
 `_file`, `_pos` (row position in its file or table), `_ts` (TIMESTAMP, UTC), `_p` (predicted class 0/1),
-`_s` (positive-class score), `_g` (group), `_y` (label 0/1 or NULL), `_text`, and `_p_raw`/`_y_raw`/`_s_raw`
-(the logged values as text, for error messages). Rows are addressed by (file, position), so a later run reads
+`_s` (positive-class score), `_g` (group), `_y` (label 0/1 or NULL), `_text`, `_s_logged` (a score was logged), and
+`_p_raw`/`_y_raw`/`_s_raw` (the logged values as text, only computed for error messages). Rows are addressed by (file, position), so a later run reads
 only what was appended.
 """
 
@@ -158,8 +158,9 @@ def canonical_select(schema: dict[str, str], config: MonitorConfig, where: str) 
     if has_score:
         parts.append(f"TRY_CAST({quote_ident(cols.score)} AS DOUBLE) AS _s")
         parts.append(f"CAST({quote_ident(cols.score)} AS VARCHAR) AS _s_raw")
+        parts.append(f"{quote_ident(cols.score)} IS NOT NULL AS _s_logged")
     else:
-        parts += ["CAST(NULL AS DOUBLE) AS _s", "CAST(NULL AS VARCHAR) AS _s_raw"]
+        parts += ["CAST(NULL AS DOUBLE) AS _s", "CAST(NULL AS VARCHAR) AS _s_raw", "FALSE AS _s_logged"]
     if has_pred:
         parts.append(f"{_binary_expr(cols.prediction, schema[cols.prediction], config.positive_label)} AS _p")
         parts.append(f"CAST({quote_ident(cols.prediction)} AS VARCHAR) AS _p_raw")
@@ -189,7 +190,10 @@ def canonical_select(schema: dict[str, str], config: MonitorConfig, where: str) 
 
 def file_scan_sql(file: LogFile, canonical: Canonical, skip_rows: int) -> str:
     """Canonical rows of one file from position `skip_rows` on (row positions follow the file's order)."""
-    inner = f"SELECT *, row_number() OVER () - 1 AS _pos FROM {file.reader}({quote_str(file.path)})"
+    if file.reader == "read_parquet":  # positions from the file itself: the scan stays parallel
+        inner = f"SELECT *, file_row_number AS _pos FROM read_parquet({quote_str(file.path)}, file_row_number=true)"
+    else:  # a streaming row_number() keeps the file's order
+        inner = f"SELECT *, row_number() OVER () - 1 AS _pos FROM {file.reader}({quote_str(file.path)})"
     return (
         f"SELECT {quote_str(file.path)} AS _file, _pos, {canonical.select} FROM ({inner}) AS t "
         f"WHERE _pos >= {int(skip_rows)}"

@@ -90,26 +90,21 @@ def _reference(layout: CellLayout, weights: np.ndarray, labelled: bool, gap_grou
 
 
 def point_metrics(layout: CellLayout, headline_groups: set[str], labelled_groups: set[str]) -> dict[str, float]:
-    """Headline metrics and `<group>/<rate>` values of the window."""
+    """Headline metrics and the `<group>/<rate>` values of the groups in the gaps, from `group_fairness_metrics`."""
     w = layout.counts.astype(float)
-    out: dict[str, float] = {}
-    free = _reference(layout, w, False, headline_groups)
     total = w.sum()
-    out["selection_rate"] = float((w * (layout.p == 1)).sum() / total) if total else math.nan
+    out: dict[str, float] = {"selection_rate": float((w * (layout.p == 1)).sum() / total) if total else math.nan}
+    free = _reference(layout, w, False, headline_groups)
     out["demographic_parity_difference"] = free["demographic_parity_difference"]
     out["demographic_parity_ratio"] = free["demographic_parity_ratio"]
-    for g, stats in _reference(layout, w, False, None).get("per_group", {}).items():
+    for g, stats in free["per_group"].items():
         out[f"{g}/selection_rate"] = stats["selection_rate"]
     lab = _reference(layout, w, True, labelled_groups)
     if lab:
         out.update({k: float(lab[k]) for k in LABELLED})
-        for g, stats in _reference(layout, w, True, None)["per_group"].items():
+        for g, stats in lab["per_group"].items():
             for rate in ("tpr", "fpr", "accuracy"):
                 out[f"{g}/{rate}"] = stats[rate]
-        for g, n in layout.group_counts(labelled=True).items():
-            if n:
-                pos = float(w[(layout.g == layout.groups.index(g)) & (layout.y == 1)].sum())
-                out[f"{g}/base_rate"] = pos / n
     return out
 
 
@@ -219,7 +214,7 @@ def multinomial_intervals(
         samples.update({k: np.asarray(v, dtype=float) for k, v in slow.items()})
     alpha = (1.0 - confidence) / 2.0
     out = {}
-    for key in point:
+    for key in dict.fromkeys([*point, *check]):
         vals = np.asarray(samples.get(key, []), dtype=float)
         vals = vals[np.isfinite(vals)]
         if len(vals) >= max(2, n_bootstrap // 2):
@@ -247,6 +242,10 @@ def window_metrics(
     headline = {g for g in eligible if counts[g] >= min_group_rows}
     labelled_groups = {g for g in eligible if lab_counts[g] >= min_group_rows}
     point = point_metrics(layout, headline, labelled_groups) if len(layout.counts) else {}
+    free_cols = np.array([i for i, g in enumerate(layout.groups) if g in headline], dtype=int)
+    lab_cols = np.array([i for i, g in enumerate(layout.groups) if g in labelled_groups], dtype=int)
+    values = {k: float(v[0]) for k, v in vector_metrics(layout, layout.counts[None, :], free_cols, lab_cols).items()}
+    values.update(point)  # the reference values where there are any; the vectorised ones for the other groups
     intervals = multinomial_intervals(
         layout, point, headline, labelled_groups, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
     )
@@ -256,7 +255,7 @@ def window_metrics(
         s_n = int(rows["s_n"].sum())
         stats: dict[str, Any] = {"count": counts[g], "labelled": lab_counts[g]}
         stats["mean_score"] = float(rows["s_sum"].sum() / s_n) if s_n else None
-        stats.update({rate: point.pop(f"{g}/{rate}") for rate in GROUP_RATES if f"{g}/{rate}" in point})
+        stats.update({r: values[f"{g}/{r}"] for r in GROUP_RATES if not math.isnan(values.get(f"{g}/{r}", math.nan))})
         stats["in_gaps"] = g in headline
         stats["intervals"] = {
             rate: list(intervals.pop(f"{g}/{rate}")) for rate in GROUP_RATES if f"{g}/{rate}" in intervals
