@@ -28,6 +28,9 @@ at the first seed, then the second, ...), so an interrupted benchmark holds comp
     python bench/bench_real.py --quick                   # one seed, small subsample, first grid value (~5 min)
     python bench/bench_real.py --methods plain,eo,cda_two_sided --seeds 42,43
     python bench/bench_real.py --compare-search 6        # + grid vs Optuna on eo_weight with 6 trials each
+    python bench/bench_real.py --seeds 43 &              # workers: one per seed, same --output; then run the
+    python bench/bench_real.py --seeds 44 &              #   full command once more: it trains nothing and
+                                                         #   writes the tables over every seed
 
 Writes OUTPUT/results.json, OUTPUT/results.md (the tables) and OUTPUT/frontier.png.
 """
@@ -71,7 +74,7 @@ METHODS: dict[str, tuple[dict[str, list[str]], list[str], str]] = {
     "adversary": ({"adversary_weight": ["1", "0.3"]}, ADVERSARY, "train"),
     "dixon": ({}, [], "train_dixon"),
 }
-POSTHOC = ("plain+thresholds", "plain+LEACE")
+POSTHOC = ("plain+thresholds", "plain+thresholds (randomized)", "plain+LEACE")
 HEADLINE = ("accuracy", "macro_f1", "equalized_odds_difference", "tpr_gap_rms", "subgroup_auc_min", "bpsn_auc_min",
             "bnsp_auc_min", "leakage_probe_accuracy")  # fmt: skip
 SHORT = {"equalized_odds_difference": "EO diff", "tpr_gap_rms": "GAP (tpr_gap_rms)", "subgroup_auc_min": "subgroup AUC",
@@ -91,9 +94,12 @@ def _take(rows: list[dict], n: int | None) -> list[dict]:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:
-    with open(path, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps({k: r[k] for k in ("id", "text", "label", "group")}) + "\n")
+    """Write atomically and only when the content changed: several workers (one per seed) share the data files."""
+    text = "".join(json.dumps({k: r[k] for k in ("id", "text", "label", "group")}) + "\n" for r in rows)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
     return path
 
 
@@ -125,15 +131,20 @@ def common_flags(files: dict[str, str], args: argparse.Namespace) -> list[str]:
 
 
 # ---- predictions and metrics ---------------------------------------------------------------------------------------
-def predict(
-    model_dir: Path, texts: list[str], max_length: int, batch_size: int = 128
+def _load(model_dir: Path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir), AutoModelForSequenceClassification.from_pretrained(
+        model_dir
+    ).eval()
+
+
+def predict_model(
+    model, tok, texts: list[str], max_length: int, batch_size: int = 128
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities and the first-token pooled representation (what fairtune's probe reads) of `texts`."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     probs, pooled = [], []
     with torch.inference_mode():
         for s in range(0, len(texts), batch_size):
@@ -143,6 +154,14 @@ def predict(
             probs.append(torch.softmax(out.logits.float(), -1).numpy())
             pooled.append(out.hidden_states[-1][:, 0].float().numpy())
     return np.concatenate(probs), np.concatenate(pooled)
+
+
+def predict(
+    model_dir: Path, texts: list[str], max_length: int, batch_size: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and pooled representations of a saved run's model."""
+    tok, model = _load(model_dir)
+    return predict_model(model, tok, texts, max_length, batch_size)
 
 
 def run_predictions(run_dir: Path, data: dict[str, list[dict]], max_length: int, with_validation: bool) -> dict:
@@ -201,15 +220,47 @@ def leace_available() -> bool:
     return True
 
 
-def posthoc_thresholds(pred: dict, data: dict, seed: int) -> tuple[dict, dict]:
-    """Per-group thresholds (equalized odds) fitted on validation; (validation, test) metrics."""
+def posthoc_thresholds(pred: dict, data: dict, seed: int, randomized: bool = False) -> tuple[dict, dict]:
+    """Per-group thresholds (equalized odds) fitted on validation; (validation, test) metrics.
+
+    Deterministic: one threshold per group; randomized: Hardt et al.'s mix of two thresholds per group (exact
+    equalized odds on the fitting data, a coin flip per prediction)."""
     fit, apply = _thresholds_api()
     yv, gv = np.asarray([r["label"] for r in data["validation"]]), [r["group"] for r in data["validation"]]
     yt, gt = np.asarray([r["label"] for r in data["test"]]), [r["group"] for r in data["test"]]
-    th = fit(pred["validation_probs"][:, 1], yv, gv, criterion="equalized_odds")
+    kw = {"randomized": True, "seed": seed} if randomized else {}
+    th = fit(pred["validation_probs"][:, 1], yv, gv, criterion="equalized_odds", **kw)
     pv, pt = apply(pred["validation_probs"][:, 1], gv, th), apply(pred["test_probs"][:, 1], gt, th)
     val = score(yv, pv, pred["validation_probs"][:, 1], gv)
     test = score(yt, pt, pred["test_probs"][:, 1], gt, pred["test_pooled"], seed)  # scores, representation unchanged
+    return val, test
+
+
+def posthoc_leace(run_dir: Path, data: dict, max_length: int, seed: int) -> tuple[dict, dict]:
+    """Plain + LEACE: the group erased from the head's input (fitted on validation), folded into the head, so the
+    result is a plain transformers model that needs no group at inference; (validation, test) metrics, cached in
+    the run directory. The leakage probe of this row reads the erased head input (what the decision is made from).
+    """
+    from fairtune.posthoc.erasure import apply_eraser, fit_eraser, fold_eraser, head_inputs, text_batches
+
+    cache = run_dir / "bench_leace.npz"
+    yv, gv = np.asarray([r["label"] for r in data["validation"]]), [r["group"] for r in data["validation"]]
+    yt, gt = np.asarray([r["label"] for r in data["test"]]), [r["group"] for r in data["test"]]
+    names = sorted(set(gv) | set(gt))
+    if cache.is_file():
+        c = dict(np.load(cache))
+    else:
+        tok, model = _load(run_dir)
+        texts_v, texts_t = [r["text"] for r in data["validation"]], [r["text"] for r in data["test"]]
+        batches = text_batches(tok, texts_v, [names.index(g) for g in gv], batch_size=128, max_length=max_length)
+        fit = fit_eraser(model, batches, len(names))
+        erased = fold_eraser(model, fit)
+        c = {"validation_probs": predict_model(erased, tok, texts_v, max_length)[0],
+             "test_probs": predict_model(erased, tok, texts_t, max_length)[0],
+             "test_head_erased": apply_eraser(fit, head_inputs(model, tok, texts_t, batch_size=128)).astype(np.float32)}  # fmt: skip
+        np.savez_compressed(cache, **c)
+    val = score(yv, c["validation_probs"].argmax(1), c["validation_probs"][:, 1], gv)
+    test = score(yt, c["test_probs"].argmax(1), c["test_probs"][:, 1], gt, c["test_head_erased"], seed)
     return val, test
 
 
@@ -324,21 +375,42 @@ def collect(summaries: dict[str, dict], data: dict, info: dict, args, seeds: lis
         else:
             rows.append({"method": method, "config": sel or "none", "n": 0, "test_mean": {}, "test_std": {}})
         if method == "plain" and done:
-            th_val, th_test = [], []
-            for r in done:
-                v, t = posthoc_thresholds(per_run[r["output_dir"]], data, r["seed"])
-                th_val.append(v)
-                th_test.append(t)
-            mv, _ = mean_std(th_val)
-            mt, st = mean_std(th_test)
-            rows.append({"method": "plain+thresholds", "config": "equalized_odds, fitted on validation",
-                         "n": len(done), "test_mean": mt, "test_std": st, "validation_mean": mv})  # fmt: skip
-            rows.append({"method": "plain+LEACE", "config": "not run: fairtune.posthoc.erasure is not in this "
-                             "checkout", "n": 0, "test_mean": {}, "test_std": {}})  # fmt: skip
+            rows += posthoc_rows(done, per_run, data, args.max_length)
     result = {"seeds": seeds, "data": info, "groups": sorted(set(gt)), "rows": rows, "configs": configs}
     result["complete"] = final and all(r["status"] == "done" for s in summaries.values() for r in s["runs"])
     result["overall"] = overall_selection(rows)
     return result
+
+
+def _posthoc_row(method: str, config: str, pairs: list[tuple[dict, dict]]) -> dict[str, Any]:
+    mv, _ = mean_std([v for v, _ in pairs])
+    mt, st = mean_std([t for _, t in pairs])
+    return {
+        "method": method,
+        "config": config,
+        "n": len(pairs),
+        "test_mean": mt,
+        "test_std": st,
+        "validation_mean": mv,
+    }
+
+
+def posthoc_rows(done: list[dict], per_run: dict, data: dict, max_length: int) -> list[dict[str, Any]]:
+    """The post-hoc rows on the plain runs: deterministic and randomized thresholds, LEACE (when importable)."""
+    preds = [(per_run[r["output_dir"]], r["seed"]) for r in done]
+    rows = [
+        _posthoc_row("plain+thresholds", "equalized_odds, fitted on validation",
+                     [posthoc_thresholds(p, data, seed) for p, seed in preds]),
+        _posthoc_row("plain+thresholds (randomized)", "equalized_odds, Hardt et al., fitted on validation",
+                     [posthoc_thresholds(p, data, seed, randomized=True) for p, seed in preds]),
+    ]  # fmt: skip
+    if leace_available():
+        pairs = [posthoc_leace(Path(r["output_dir"]), data, max_length, r["seed"]) for r in done]
+        rows.append(_posthoc_row("plain+LEACE", "LEACE on the head input, fitted on validation, folded", pairs))
+    else:
+        rows.append({"method": "plain+LEACE", "config": "not run: fairtune.posthoc.erasure is not importable", "n": 0,
+                     "test_mean": {}, "test_std": {}})  # fmt: skip
+    return rows
 
 
 def overall_selection(rows: list[dict]) -> dict[str, Any] | None:
@@ -356,18 +428,74 @@ def overall_selection(rows: list[dict]) -> dict[str, Any] | None:
             "ranking": [f"{ok[i]['method']} {d[i]:.3f}" for i in order]}  # fmt: skip
 
 
+def existing_summary(grid: dict[str, list[str]], seeds: list[int], output: Path) -> dict[str, Any]:
+    """A method's sweep summary from the runs already on disk (nothing trains): for `--report-only`."""
+    from fairtune.selection import parse_criterion
+    from fairtune.sweep import analyse, plan_runs, read_metrics
+
+    runs = plan_runs(grid, seeds, output)
+    for run in runs:
+        report = run.output_dir / "fairness_report.json"
+        if report.is_file():
+            run.status, run.metrics = "done", read_metrics(report)
+    summary = analyse(runs, parse_criterion("dto"))
+    summary["runs"] = [r.to_dict() for r in runs]
+    return summary
+
+
+def compare_grid_optuna(key: str, low: float, high: float, n: int, seed: int, flags: list[str], out: Path, log):
+    """Grid (n log-spaced values) against an Optuna study (n trials) over one weight, same data, seed and budget.
+
+    DTO is computed over the union of both engines' configurations (validation accuracy and tpr_gap_rms), so the
+    two best points are measured against the same utopia point.
+    """
+    from fairtune.selection import dto, fairness_scores
+    from fairtune.sweep import Dimension, run_search, run_sweep
+
+    values = [f"{v:.4g}" for v in np.geomspace(low, high, n)]
+    grid = run_sweep(None, {key: values}, [seed], flags, out / "grid", "dto", log=log)
+    study = run_search(None, {key: Dimension(key, "log", low, high)}, n, [seed], flags, out / "optuna", "dto", log=log)
+    points = [("grid", c) for c in grid["configs"] if c["n"]] + [("optuna", c) for c in study["configs"] if c["n"]]
+    acc = [c["mean"]["accuracy"] for _, c in points]
+    gap = [c["mean"]["tpr_gap_rms"] for _, c in points]
+    scores = dto(acc, fairness_scores(gap, "tpr_gap_rms", scale=1.0))
+    best = {}
+    for engine in ("grid", "optuna"):
+        mine = [i for i, (e, _) in enumerate(points) if e == engine]
+        if mine:
+            i = min(mine, key=lambda j: scores[j])
+            best[engine] = {
+                "config": points[i][1]["name"],
+                "dto": scores[i],
+                "accuracy": acc[i],
+                "tpr_gap_rms": gap[i],
+            }
+    lines = [f"`{key}` in [{low:g}, {high:g}], {n} configurations each, seed {seed}, validation split; DTO over the "
+             "union of both engines' points.", "", "| engine | best configuration | accuracy | tpr_gap_rms | DTO |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for engine, b in best.items():
+        lines.append(f"| {engine} | `{b['config']}` | {b['accuracy']:.4f} | {b['tpr_gap_rms']:.4f} | {b['dto']:.4f} |")
+    if len(best) == 2:
+        g, o = best["grid"]["dto"], best["optuna"]["dto"]
+        winner = "Optuna" if o < g else "the grid" if g < o else "neither (a tie)"
+        lines += ["", f"Lower DTO: {winner} ({min(g, o):.4f} vs {max(g, o):.4f})."]
+    return {"best": best, "points": [(e, c["name"], a, g, d) for (e, c), a, g, d in zip(points, acc, gap, scores)],
+            "markdown": "\n".join(lines)}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Prepare the data, run every method's sweep seed pass by seed pass, predict on test, write the tables."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--methods", default=",".join(METHODS), help=f"subset of {', '.join(METHODS)}")
     p.add_argument("--seeds", default="42,43,44", help="seed list")
     p.add_argument("--quick", action="store_true", help="one seed, small subsample, first grid value of each method")
-    p.add_argument("--n-train", type=int, default=1600)
-    p.add_argument("--n-val", type=int, default=600)
-    p.add_argument("--n-test", type=int, default=None, help="test rows (default: the whole test split)")
-    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--n-train", type=int, default=None, help="training rows (default 1600; --quick 320)")
+    p.add_argument("--n-val", type=int, default=None, help="validation rows (default 600; --quick 200)")
+    p.add_argument("--n-test", type=int, default=None, help="test rows (default: the whole split; --quick 300)")
+    p.add_argument("--epochs", type=float, default=None, help="default 1 (--quick 2)")
     p.add_argument("--max-length", type=int, default=40)
     p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--report-only", action="store_true", help="train nothing: tables from the finished runs")
     p.add_argument("--compare-search", type=int, default=0, metavar="N", help="grid vs Optuna with N trials each")
     p.add_argument("--output", default=None, help="default outputs/bench_real (outputs/bench_real_quick)")
     args = p.parse_args(argv)
@@ -378,11 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    defaults = (320, 200, 300, 2.0) if args.quick else (1600, 600, None, 1.0)
+    for name, value in zip(("n_train", "n_val", "n_test", "epochs"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.quick:
         args.seeds = args.seeds.split(",")[0]
-        args.n_train, args.n_val, args.n_test = min(args.n_train, 320), min(args.n_val, 200), args.n_test or 300
-        args.epochs = 2.0
-        args.max_length = min(args.max_length, 40)
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.output or ("outputs/bench_real_quick" if args.quick else "outputs/bench_real"))
     import torch
@@ -411,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     passes = [(seeds[:k], True) for k in range(1, len(seeds) + 1)]
     if not args.quick and any(len(v) > 1 for m in methods for v in METHODS[m][0].values()):
         passes.append((seeds, False))
-    for k, (pass_seeds, first_only) in enumerate(passes, 1):
+    for k, (pass_seeds, first_only) in enumerate([] if args.report_only else passes, 1):
         for method in methods:
             grid, extra, train = METHODS[method]
             if first_only:
@@ -424,14 +553,12 @@ def main(argv: list[str] | None = None) -> int:
             result = collect(summaries, data, info, args, seeds, final)
             (out / "results.json").write_text(json.dumps(result, indent=2, default=float))
             (out / "results.md").write_text(render_tables(result))
+    if args.report_only:
+        summaries = {m: existing_summary(METHODS[m][0], seeds, out / m) for m in methods}
+        result = collect(summaries, data, info, args, seeds, True)
     if args.compare_search:
-        from fairtune.sweep import compare_grid_optuna
-
-        grid_n = args.compare_search
-        result["search"] = compare_grid_optuna(
-            None, "eo_weight", 0.01, 10.0, grid_n, seeds[:1], [*flags, "--train_file", info["files"]["train"]],
-            out / "search", log=log,
-        )  # fmt: skip
+        result["search"] = compare_grid_optuna("eo_weight", 0.01, 10.0, args.compare_search, seeds[0],
+                                               [*flags, "--train_file", info["files"]["train"]], out / "search", log)  # fmt: skip
     plot(result, out / "frontier.png")
     (out / "results.json").write_text(json.dumps(result, indent=2, default=float))
     (out / "results.md").write_text(render_tables(result))
