@@ -216,6 +216,12 @@ def _listed(rows: Sequence[int], what: Sequence[str] | None = None) -> str:
     return ("row " if len(rows) == 1 else "rows ") + ", ".join(shown) + more
 
 
+def _rows(ds, columns: Sequence[str], batch_size: int = 4096):
+    """The rows of `columns` as dicts, read in batches (row-by-row access of a Dataset is slow)."""
+    for batch in ds.select_columns(list(columns)).iter(batch_size=batch_size):
+        yield from (dict(zip(batch, values)) for values in zip(*batch.values()))
+
+
 def _require_columns(ds, columns: Sequence[str], where: str, hint: str) -> None:
     missing = [c for c in columns if c not in ds.column_names]
     if missing:
@@ -331,7 +337,7 @@ def validate_qa(ds, where: str) -> None:
     )
     problems: list[tuple[int, str]] = []
     ids = ds["id"] if "id" in ds.column_names else None
-    for i, row in enumerate(ds.select_columns(["context", "question", "answers"])):
+    for i, row in enumerate(_rows(ds, ["context", "question", "answers"])):
         context, question = row["context"], row["question"]
         if not isinstance(context, str) or not context.strip():
             problems.append((i, "`context` is empty or not text"))
@@ -411,7 +417,7 @@ def validate_ner(ds, data_args, where: str):
     names = _tag_names(ds, data_args, where)
     length_bad, shape_bad, range_bad, unknown, iob1_rows = [], [], [], {}, []
     tag_rows: list[list[str]] = []
-    for i, row in enumerate(ds.select_columns(["tokens", "ner_tags"])):
+    for i, row in enumerate(_rows(ds, ["tokens", "ner_tags"])):
         tokens, tags = row["tokens"], row["ner_tags"]
         if not isinstance(tokens, list) or not isinstance(tags, list) or not all(isinstance(t, str) for t in tokens):
             shape_bad.append(i)
