@@ -161,3 +161,21 @@ def test_swapper_pickles_small_and_reuses_the_compiled_matcher() -> None:
     text = "He met Mary and a Muslim from Kenya."
     assert rebuilt.swap(text) == sw.swap(text)
     assert Swapper(sw.lexicons, seed=0).key == sw.key != Swapper(sw.lexicons[:1]).key
+
+
+def test_bad_csv_and_parquet_inputs_are_named(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nHe left,1\nShe came,2,extra\n")
+    out = str(tmp_path / "o.jsonl")
+    assert main(["augment", "--task", "text", "--input", str(bad), "--output", out, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--input: {bad} after row" in err and "Fix that row" in err
+    notpq = tmp_path / "x.parquet"
+    notpq.write_text("not parquet")
+    assert main(["augment", "--task", "text", "--input", str(notpq), "--output", out, "--no-progress"]) == 2
+    assert "is not a readable Parquet file" in capsys.readouterr().err
+    mixed = tmp_path / "mixed.jsonl"
+    _jsonl(mixed, [{"text": "He left", "label": 1}, {"text": "She came", "label": "two"}])
+    pq_out = str(tmp_path / "o.parquet")
+    assert main(["augment", "--task", "text", "--input", str(mixed), "--output", pq_out, "--no-progress"]) == 2
+    assert "do not make one Parquet schema" in capsys.readouterr().err

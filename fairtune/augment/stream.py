@@ -96,9 +96,7 @@ def open_source(path: str | Path, task: str, chunk_rows: int = 1000) -> Source:
     if suffix == ".jsonl":
         return Source(path, lambda: _jsonl_chunks(path, chunk_rows), path.stat().st_size, "B")
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        meta = pq.ParquetFile(path)
+        meta = _parquet_file(path)
         return Source(
             path,
             lambda: _parquet_chunks(path, chunk_rows),
@@ -143,15 +141,23 @@ def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
-    import pyarrow.parquet as pq
-
     start = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+    for batch in _parquet_file(path).iter_batches(batch_size=chunk_rows):
         rows = batch.to_pylist()
         yield Chunk(start, rows, start + len(rows))
         start += len(rows)
     if start == 0:
         yield Chunk(0, [], 0)
+
+
+def _parquet_file(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ValueError(f"--input: {path} is not a readable Parquet file ({err}).") from err
 
 
 def _parquet_label_names(schema: Any) -> list[str] | None:
@@ -171,15 +177,28 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
 
     start = 0
     pending: list[dict] = []
+    import pyarrow as pa
+
     with open(path, "rb") as fh:
         # pyarrow infers the column types from the first block and keeps them (a later mismatch is an error).
-        reader = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 20))
-        for batch in reader:
-            pending.extend(batch.to_pylist())
-            while len(pending) >= chunk_rows:
-                rows, pending = pending[:chunk_rows], pending[chunk_rows:]
-                yield Chunk(start, rows, fh.tell())
-                start += len(rows)
+        try:
+            reader = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 20))
+            batches = iter(reader)
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                pending.extend(batch.to_pylist())
+                while len(pending) >= chunk_rows:
+                    rows, pending = pending[:chunk_rows], pending[chunk_rows:]
+                    yield Chunk(start, rows, fh.tell())
+                    start += len(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise ValueError(
+                f"--input: {path} after row {start + len(pending)}: {err}. Fix that row, or convert the file to "
+                "JSONL (csv column types are taken from the first megabyte)."
+            ) from err
     if pending or start == 0:
         yield Chunk(start, pending, path.stat().st_size)
 
@@ -270,7 +289,13 @@ class Sink:
         import pyarrow.parquet as pq
 
         if self._parquet is None:
-            table = pa.Table.from_pylist(rows)
+            try:
+                table = pa.Table.from_pylist(rows)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+                raise ValueError(
+                    f"--output: the first {len(rows)} rows do not make one Parquet schema ({err}); give each column "
+                    "one type in the input, or write .jsonl."
+                ) from err
             self._schema = table.schema
             self._parquet = pq.ParquetWriter(self.path, self._schema)
         else:
