@@ -66,7 +66,7 @@ def fit_problems(
             problems.append(f"{distributed_type} shards over GPUs and this machine has none")
         if mixed_precision in ("fp16", "fp8"):
             problems.append(f"mixed precision {mixed_precision} is not available on CPU")
-        if processes > max(cpus, 1):
+        if processes > 4 * max(cpus, 1):  # a few processes per core only slow down; many more are a mistake
             problems.append(f"it starts {processes} CPU processes on {cpus} cores")
     else:
         if not use_cpu and processes > gpus:

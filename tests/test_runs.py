@@ -112,9 +112,10 @@ def test_gpu_launch_on_a_cpu_machine_names_cpu_ddp():
 
 def test_cpu_launch_fits_and_too_many_processes_do_not():
     cpu_env = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "ACCELERATE_MIXED_PRECISION": "no"}
-    check_launch(use_cpu=True, environ=cpu_env, gpus=0, cpus=2)
-    with pytest.raises(FairtuneError, match="starts 2 CPU processes on 1 cores"):
-        check_launch(use_cpu=True, environ=cpu_env, gpus=0, cpus=1)
+    check_launch(use_cpu=True, environ=cpu_env, gpus=0, cpus=1)  # two processes on one core: slower, not wrong
+    many = {"WORLD_SIZE": "64", "LOCAL_WORLD_SIZE": "64"}
+    with pytest.raises(FairtuneError, match="starts 64 CPU processes on 2 cores"):
+        check_launch(use_cpu=True, environ=many, gpus=0, cpus=2)
     with pytest.raises(FairtuneError, match="only 2 GPU.*at most 2"):
         check_launch(environ=DDP_ENV, gpus=2)
     check_launch(environ=DDP_ENV, gpus=8)
