@@ -145,10 +145,7 @@ def help_parser() -> argparse.ArgumentParser:
 
 def one_line(err: BaseException) -> str:
     """The error's message on one line (whitespace collapsed), or its type when it has none."""
-    text = " ".join(str(err).split())
-    if isinstance(err, KeyError):  # str(KeyError('x')) is "'x'"
-        text = f"missing key {text}"
-    return text or type(err).__name__
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
