@@ -10,7 +10,8 @@ process, so its peak resident memory (ru_maxrss) is its own:
 - pandas: `pd.read_parquet` of the same columns, then `groupby([window, group, label, prediction])` with the
   same sums (count, score sum, residual sums), then the same per-window metrics from those cells.
 
-Both produce the same cells (checked). rows/s counts log rows over the wall time of each method, imports excluded.
+Both produce the same cells (checked). rows/s counts log rows over the wall time of each method, imports excluded;
+CPU s is the process CPU time of the same step (all threads): on a shared machine it is the steadier number.
 Run: `nice python bench/bench_monitor.py [--rows 10000000] [--days 30] [--threads 2]`.
 """
 
@@ -58,15 +59,15 @@ def _fairtune(folder: str, threads: int, queue: mp.Queue) -> None:
     config = MonitorConfig(window="1d", alerts=("equalized_odds_difference<=0.1",), probe_size=0)
     state = Path(folder).parent / "bench_monitor_state.duckdb"
     state.unlink(missing_ok=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with FairnessMonitor(config, state_path=state, threads=threads, memory_limit="2GB") as monitor:
         rows = monitor.ingest_logs(str(Path(folder) / "*.parquet"))
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         report = monitor.report()
         t2 = time.perf_counter()
         cells = monitor.state.table("cells")
     state.unlink(missing_ok=True)
-    queue.put(_result("fairtune (DuckDB)", rows, t1 - t0, t2 - t1, report, cells))
+    queue.put(_result("fairtune (DuckDB)", rows, t1 - t0, c1 - c0, t2 - t1, report, cells))
 
 
 def _pandas(folder: str, threads: int, queue: mp.Queue) -> None:
@@ -76,7 +77,7 @@ def _pandas(folder: str, threads: int, queue: mp.Queue) -> None:
     from fairtune.monitor.window_metrics import window_metrics
 
     files = sorted(Path(folder).glob("*.parquet"))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     df = pd.concat(
         [pd.read_parquet(f, columns=["timestamp", "score", "group", "label"]) for f in files], ignore_index=True
     )
@@ -100,18 +101,19 @@ def _pandas(folder: str, threads: int, queue: mp.Queue) -> None:
     )
     rows = len(df)
     del df
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     windows = [window_metrics(c, min_group_rows=100) for _, c in cells.groupby("win")]
     t2 = time.perf_counter()
-    queue.put(_result("pandas group-by", rows, t1 - t0, t2 - t1, {"windows": windows}, cells))
+    queue.put(_result("pandas group-by", rows, t1 - t0, c1 - c0, t2 - t1, {"windows": windows}, cells))
 
 
-def _result(name, rows, read_s, report_s, report, cells) -> dict:
+def _result(name, rows, read_s, read_cpu_s, report_s, report, cells) -> dict:
     key = sorted((int(r.win), str(r.grp), int(r.y), int(r.p), int(r.n)) for r in cells.itertuples())
     return {
         "method": name,
         "rows": int(rows),
         "read_s": read_s,
+        "read_cpu_s": read_cpu_s,
         "report_s": report_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "windows": len(report["windows"]),
@@ -158,13 +160,17 @@ def main() -> None:
         f"process baseline after imports: {base:.0f} MiB; both methods produced identical cells "
         f"({len(results[0]['cells'])} cells, {results[0]['windows']} windows)"
     )
-    head = f"{'method':<20} {'rows':>12} {'read+aggregate s':>17} {'rows/s':>12} {'report s':>9} {'peak RSS MiB':>13}"
+    head = (
+        f"{'method':<20} {'rows':>12} {'read+aggregate s':>17} {'CPU s':>7} {'rows/s':>12} {'rows/CPU s':>12} "
+        f"{'report s':>9} {'peak RSS MiB':>13}"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
         print(
-            f"{r['method']:<20} {r['rows']:>12,} {r['read_s']:>17.2f} {r['rows'] / r['read_s']:>12,.0f} "
-            f"{r['report_s']:>9.2f} {r['peak_rss_mb']:>13.0f}"
+            f"{r['method']:<20} {r['rows']:>12,} {r['read_s']:>17.2f} {r['read_cpu_s']:>7.2f} "
+            f"{r['rows'] / r['read_s']:>12,.0f} {r['rows'] / r['read_cpu_s']:>12,.0f} {r['report_s']:>9.2f} "
+            f"{r['peak_rss_mb']:>13.0f}"
         )
 
 

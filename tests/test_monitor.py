@@ -368,3 +368,11 @@ def test_string_classes_with_positive_label(tmp_path):
     assert w["metrics"]["selection_rate"] == pytest.approx((frame["prediction"] == "approve").mean())
     assert w["metrics"]["accuracy"] == pytest.approx((frame["prediction"] == frame["label"]).mean())
     assert "bias_coefficient_gap" not in w["metrics"]  # no scores, no residuals
+
+
+def test_a_missing_score_names_the_score_column(tmp_path, capsys):
+    rows = [{"timestamp": "2024-01-01", "score": s, "group": "f"} for s in (0.2, None, 1.5)]
+    write_jsonl(tmp_path / "l.jsonl", rows)
+    rc = main(["monitor", "--logs", str(tmp_path / "l.jsonl"), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no readable 'score'" in err and "l.jsonl" in err and "Traceback" not in err

@@ -115,6 +115,12 @@ def check_values(con: Any, rows_sql: str, files: pd.DataFrame, config: MonitorCo
                 f"{row.file}: {row.bad_ts} rows have no readable {cols.timestamp!r} (ISO time or epoch seconds); fix "
                 "them, pass --timestamp-column, or use a row-count window such as --window 10000."
             )
+        if row.bad_p and names["prediction"] == cols.score:
+            raise MonitorError(
+                f"{row.file}: {row.bad_p} rows have no readable {cols.score!r} to threshold (e.g. "
+                f"{_example(con, rows_sql, row.file, 'p')!r}); log the positive-class probability of every row, or "
+                "the predicted class in the column named by --prediction-column."
+            )
         if row.bad_p:
             raise MonitorError(
                 f"{row.file}: column {names['prediction']!r} has {row.bad_p} values that are not a class 0/1 (e.g. "

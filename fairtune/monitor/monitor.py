@@ -141,6 +141,7 @@ class FairnessMonitor:
     def _canonical(self, schema: dict[str, str], where: str) -> src.Canonical:
         canonical = src.canonical_select(schema, self.config, where)
         self.groups_source.add(canonical.groups)
+        self._prediction_column = canonical.prediction_column
         return canonical
 
     def _ingest_files(self, files: list[src.LogFile]) -> int:
@@ -239,7 +240,7 @@ class FairnessMonitor:
         """Aggregate, probe and merge the rows of `rows_sql` (canonical columns plus `_win`)."""
         con = self.state.con
         con.execute(f"CREATE OR REPLACE TEMP VIEW _new_rows AS {rows_sql}")
-        names = {"prediction": self.config.columns.prediction}
+        names = {"prediction": getattr(self, "_prediction_column", self.config.columns.prediction)}
         aggs = run_aggregate(con, "SELECT * FROM _new_rows", self.config, names)
         probe = self._probe(aggs)
         done = {row.file: int(row.max_pos) + 1 for row in aggs.files.itertuples(index=False)}

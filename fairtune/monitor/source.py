@@ -102,6 +102,7 @@ class Canonical:
 
     select: str
     groups: str  # "logged" | "text" | "none"
+    prediction_column: str  # the logged column the predicted class comes from (the score when thresholded)
     has_label: bool
     has_score: bool
     has_text: bool
@@ -185,7 +186,8 @@ def canonical_select(schema: dict[str, str], config: MonitorConfig, where: str) 
     parts.append(
         f"CAST({quote_ident(cols.text)} AS VARCHAR) AS _text" if has_text else "CAST(NULL AS VARCHAR) AS _text"
     )
-    return Canonical(", ".join(parts), groups, cols.label in has, has_score, has_text)
+    pred_col = cols.prediction if has_pred else cols.score
+    return Canonical(", ".join(parts), groups, pred_col, cols.label in has, has_score, has_text)
 
 
 def file_scan_sql(file: LogFile, canonical: Canonical, skip_rows: int) -> str:
