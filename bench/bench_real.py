@@ -74,6 +74,7 @@ METHODS: dict[str, tuple[dict[str, list[str]], list[str], str]] = {
     "adversary": ({"adversary_weight": ["1", "0.3"]}, ADVERSARY, "train"),
     "dixon": ({}, [], "train_dixon"),
 }
+LEACE_AFTER = ("resample", "cda_two_sided")  # in-training methods also measured with LEACE folded in afterwards
 POSTHOC = ("plain+thresholds", "plain+thresholds (randomized)", "plain+LEACE")
 HEADLINE = ("accuracy", "macro_f1", "equalized_odds_difference", "tpr_gap_rms", "subgroup_auc_min", "bpsn_auc_min",
             "bnsp_auc_min", "leakage_probe_accuracy")  # fmt: skip
@@ -376,6 +377,9 @@ def collect(summaries: dict[str, dict], data: dict, info: dict, args, seeds: lis
             rows.append({"method": method, "config": sel or "none", "n": 0, "test_mean": {}, "test_std": {}})
         if method == "plain" and done:
             rows += posthoc_rows(done, per_run, data, args.max_length)
+        elif method in LEACE_AFTER and done and leace_available():  # in-training method + post-hoc erasure
+            pairs = [posthoc_leace(Path(r["output_dir"]), data, args.max_length, r["seed"]) for r in done]
+            rows.append(_posthoc_row(f"{method}+LEACE", f"{sel} + LEACE fitted on validation, folded", pairs))
     result = {"seeds": seeds, "data": info, "groups": sorted(set(gt)), "rows": rows, "configs": configs}
     result["complete"] = final and all(r["status"] == "done" for s in summaries.values() for r in s["runs"])
     result["overall"] = overall_selection(rows)
