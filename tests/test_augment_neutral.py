@@ -29,6 +29,8 @@ AUG = CounterfactualAugmenter(axes=("gender", "names"), seed=0)
         ("An actress met an uncle and a policeman.", "An actor met a relative and a police officer."),
         ("He doesn't know; she isn't sure.", "They don't know; they aren't sure."),
         ("He ran home.", "They ran home."),  # a past-tense verb needs no agreement
+        ("She repairs bones; he perhaps watches TV and tries.", "They repair bones; they perhaps watch TV and tries."),
+        ("He lies. She thus left. He news", "They lie. They thus left. They news"),
         ("The table is blue.", "The table is blue."),
     ],
 )

@@ -1,7 +1,7 @@
 """Mode `neutralize`: replace protected terms by neutral forms instead of swapping them.
 
 he/she -> they (and the verb after the subject made plural where `neutral.json` lists it: "she is" -> "they are",
-"he says" -> "they say", "he's" -> "they're"), him -> them, her -> them | their and his -> their | theirs (from
+"he says" -> "they say", "he's" -> "they're"; a regular -s verb loses its -s: "she repairs" -> "they repair"), him -> them, her -> them | their and his -> their | theirs (from
 context, as the swapper resolves them), man/woman -> person, mother/father -> parent, and first names -> a name
 borne about equally by women and men (Census 1990), the same name for every mention of one person and distinct
 names for distinct people within one example. "a"/"an" before a replaced word follows its new first sound.
@@ -84,6 +84,23 @@ def neutral_lexicons(lexicons: Sequence[Lexicon]) -> list[Lexicon]:
     return out
 
 
+_ES_ENDINGS = ("ches", "shes", "sses", "xes", "zzes", "oes")
+
+
+def _regular_plural(word: str, not_verbs: frozenset[str]) -> str | None:
+    """The plural form of a regular third-person verb after "they" ("repairs" -> "repair", "watches" -> "watch",
+    "tries" -> "try"), or None for a word that is not one (lower case, ends in a single -s, not in `not_verbs`)."""
+    if not word.islower() or len(word) < 4 or word[-1] != "s" or word.endswith(("ss", "us", "is", "'s", "’s")):
+        return None
+    if word in not_verbs:
+        return None
+    if word.endswith("ies"):
+        return word[:-3] + "y" if len(word) > 5 else word[:-1]  # tries -> try; dies, lies -> die, lie
+    if word.endswith(_ES_ENDINGS):
+        return word[:-2]
+    return word[:-1]
+
+
 class Neutralizer(Swapper):
     """A `Swapper` that writes neutral forms: same offsets and row handling, `mode="neutralize"`."""
 
@@ -101,6 +118,7 @@ class Neutralizer(Swapper):
         self._adverbs = frozenset(data["adverbs"])
         self._perfect = frozenset(data["perfect"])
         self._verbs = data["verbs"]
+        self._not_verbs = frozenset(data.get("not_verbs", ()))
         self._names = tuple(data["names"])
 
     def _scan(
@@ -155,7 +173,7 @@ class Neutralizer(Swapper):
             if m is None:
                 return None
             word = m.group(1)
-            plural = self._verbs.get(word.lower())
+            plural = self._verbs.get(word.lower()) or _regular_plural(word, self._not_verbs)
             if plural is not None:
                 s, e = m.span(1)
                 return (s, e, _apply_case(word, plural)) if e <= limit else None
