@@ -411,7 +411,7 @@ class _Compiled:
             for word, entry in table.items():
                 key = _normalize(word)
                 self.automaton.add_word(key, len(word))
-                if not (_is_name_homograph(entry) and " " not in key.strip()):
+                if not (_is_name_homograph(entry) and _ONE_WORD.fullmatch(word)):
                     self.automaton_free.add_word(key, len(word))
             self.automaton.make_automaton()
             self._build_vocab()
