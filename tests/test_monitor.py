@@ -376,3 +376,22 @@ def test_a_missing_score_names_the_score_column(tmp_path, capsys):
     rc = main(["monitor", "--logs", str(tmp_path / "l.jsonl"), "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 2 and "no readable 'score'" in err and "l.jsonl" in err and "Traceback" not in err
+
+
+def test_update_takes_frames_arrow_tables_and_column_dicts():
+    import pyarrow as pa
+
+    rows = day_rows(1, n=900)
+    frame = pd.DataFrame(rows)
+    config = MonitorConfig(window="1d", n_bootstrap=0)
+    results = []
+    for batches in (
+        [frame.iloc[:300], frame.iloc[300:]],
+        [pa.Table.from_pandas(frame)],
+        [frame.iloc[:450].to_dict("list"), frame.iloc[450:].to_dict("list")],
+    ):
+        with FairnessMonitor(config) as monitor:
+            assert sum(monitor.update(b) for b in batches) == 900
+            results.append(monitor.report()["windows"][0]["metrics"])
+    assert results[0] == pytest.approx(results[1]) and results[0] == pytest.approx(results[2])
+    assert results[0]["selection_rate"] == pytest.approx((frame["score"] >= 0.5).mean())
