@@ -104,3 +104,12 @@ def test_training_time_cda_neutralize_keeps_groups() -> None:
     assert out[CF_SOURCE] == [0, -1]
     two = DataArguments(cda="two_sided", cda_axes=["gender"], group_column="group")
     assert augment_split(ds, two, "classification")["group"] == ["male", "female", "none"]
+
+
+def test_neutralize_through_datasets_map_num_proc() -> None:
+    rows = [{"text": f"He met Mary and her father, #{i}.", "label": i % 2} for i in range(12)]
+    ds = Dataset.from_list(rows)
+    one = AUG.augment_dataset(ds, task="text", mode="neutralize", batch_size=5)
+    two = AUG.augment_dataset(ds, task="text", mode="neutralize", num_proc=2, batch_size=5)
+    assert one.to_list() == two.to_list() == AUG.augment_rows(rows, task="text", mode="neutralize")
+    assert one[0]["text"] == f"They met {neutral_data()['names'][0]} and their parent, #0."
