@@ -41,3 +41,7 @@ bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
+
+.PHONY: bench-real
+bench-real: $(VENV)/.installed  # RedditBias benchmark (bench/bench_real.py; data from ../shared/data; not in CI)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) bench/bench_real.py $(ARGS)

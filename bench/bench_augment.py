@@ -1,31 +1,49 @@
-"""Counterfactual augmentation throughput (words/second) against two dictionary baselines measured in the same run.
+"""Counterfactual augmentation throughput (words/second) and peak memory, against a regex-dictionary baseline
+measured in the same run, with the output checked byte for byte against the previous implementation.
 
 Input: the 240 XQuAD English paragraphs (real SQuAD v1.1 dev contexts, ../shared/data/squad_xquad_en), repeated to at
-least 500,000 words. Rows:
+least `--words` words (default 500,000). Rows:
 
-- whitespace-split dict lookup: `" ".join(table.get(w, w) for w in text.split())` (no case, punctuation glued on);
-- regex-token dict lookup with case handling: one `re.sub(r"\\w+", ...)` callback per token, lower/Title/UPPER kept;
-- fairtune `counterfactual(text)`, gender axis (her/his resolved from context, offsets tracked), one process;
-- fairtune `swap(text)` (the same plus `Edit` objects), gender axis;
-- fairtune names axis (gender words + first names) and all axes;
-- `datasets.Dataset.map(batched=True, num_proc=2)` through `CounterfactualAugmenter.augment_dataset` (gender).
+- baselines: whitespace-split dict lookup, and one `re.sub(r"\\w+", ...)` callback per token with lower/Title/UPPER
+  kept (the "regex-dictionary baseline" every ratio is taken against);
+- `v0`: the previous implementation (`bench/_swapper_v0.py`, a frozen copy: one trie regex over the lower-cased text);
+- fairtune `counterfactual(text)` with the Aho-Corasick matcher (default) and with the regex alternation
+  (`matcher="regex"`), gender only and all five axes; `swap(text)` (the same plus `Edit` objects);
+- parallelism on 10x the corpus: `fairtune augment`'s chunked loop (`stream.augment_file`, JSONL in and out) and
+  `Dataset.map` (`augment_dataset`), one process vs `--num-proc`;
+- streaming: `fairtune augment` (a subprocess each, JSONL, gender, two_sided) on 1x/10x/100x the corpus, peak RSS.
 
-Each row is the best of `--repeats` timed passes. Run: `python bench/bench_augment.py [--words N] [--repeats R]`.
+Before timing, every paragraph's `swap()` output (text and edits) of the new engine, both matchers, is asserted equal
+to v0's, for gender, gender+names and all five axes. Each timed row is the best of `--repeats` passes; its peak
+memory is the tracemalloc peak of one more pass (Python allocations). The load average is printed: other processes
+on the machine change the parallel rows most.
+
+Run: `python bench/bench_augment.py [--words N] [--repeats R] [--num-proc 2] [--scales 1,10,100]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 from fairtune.augment import CounterfactualAugmenter, builtin_lexicon
+from fairtune.augment.lexicon import resolve_lexicons
+from fairtune.augment.swapper import Swapper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _swapper_v0 import Swapper as SwapperV0  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad_xquad_en" / "xquad.en.json"
+ALL_AXES = ("gender", "names", "names_race", "religion", "nationality")
 
 
 def load_paragraphs(min_words: int) -> tuple[list[str], int]:
@@ -77,43 +95,174 @@ def _time(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    """Run the benchmark, print the table and return {row: words per second}."""
+def _peak_mb(fn: Callable[[], object]) -> float:
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def _as_tuple(res) -> tuple:
+    return res.text, [(e.src_start, e.src_end, e.tgt_start, e.tgt_end, e.old, e.new, e.axis) for e in res.edits]
+
+
+def check_equal_to_v0(texts: list[str]) -> int:
+    """Assert the new engine (both matchers) gives v0's output on every paragraph; returns the edits compared."""
+    n = 0
+    for axes in (("gender",), ("gender", "names"), ALL_AXES):
+        lex = resolve_lexicons(axes)
+        old, new, rx = SwapperV0(lex, seed=0), Swapper(lex, seed=0), Swapper(lex, seed=0, matcher="regex")
+        for t in dict.fromkeys(texts):
+            a, b, c = _as_tuple(old.swap(t)), _as_tuple(new.swap(t)), _as_tuple(rx.swap(t))
+            if not a == b == c:
+                raise AssertionError(f"axes {axes}: output differs from v0 on paragraph {t[:60]!r}")
+            if old.counterfactual(t) != new.counterfactual(t):
+                raise AssertionError(f"axes {axes}: counterfactual() differs from v0 on {t[:60]!r}")
+            n += len(a[1])
+    return n
+
+
+def _write_jsonl(path: Path, texts: list[str], reps: int) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        i = 0
+        for _ in range(reps):
+            for t in texts:
+                fh.write(json.dumps({"id": i, "text": t, "label": i % 2}, ensure_ascii=False) + "\n")
+                i += 1
+
+
+def _cli_peak(inp: Path, out: Path, num_proc: int = 1) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one `fairtune augment` subprocess (measured by a wrapper process)."""
+    exe = Path(sys.executable).with_name("fairtune")
+    head = (
+        [str(exe)]
+        if exe.is_file()
+        else [sys.executable, "-c", "import sys; from fairtune.cli import main; sys.exit(main())"]
+    )
+    cmd = [*head, "augment", "--task", "text", "--input", str(inp)]
+    cmd += ["--output", str(out), "--no-progress", "--num-proc", str(num_proc)]
+    wrapper = (
+        "import json, resource, subprocess, sys, time\n"
+        "t = time.perf_counter(); subprocess.run(json.loads(sys.argv[1]), check=True, stdout=subprocess.DEVNULL)\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", wrapper, json.dumps(cmd)], capture_output=True, text=True, check=True)
+    secs, kb = res.stdout.split()
+    return float(secs), int(kb) / 1024
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    """Run the benchmark, print the table and return {row: {"wps": words/s, "mb": peak MiB, ...}}."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--words", type=int, default=500_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--num-proc", type=int, default=2)
+    ap.add_argument("--parallel-scale", type=int, default=10, help="corpus multiple for the num_proc rows")
+    ap.add_argument("--scales", default="1,10,100", help="corpus multiples for the streaming rows ('' to skip)")
     args = ap.parse_args(argv)
     if not DATA.is_file():
         print(f"bench_augment: {DATA} not found; it needs ../shared/data/squad_xquad_en.", file=sys.stderr)
         return {}
+    load0 = os.getloadavg()
     texts, n_words = load_paragraphs(args.words)
-    gender = CounterfactualAugmenter(axes=("gender",))
-    names = CounterfactualAugmenter(axes=("gender", "names"))
-    every = CounterfactualAugmenter(axes=("gender", "names", "names_race", "religion", "nationality"))
+    compared = check_equal_to_v0(texts)
+
+    gender_lex, all_lex = resolve_lexicons(("gender",)), resolve_lexicons(ALL_AXES)
+    engines = {
+        "v0 (previous) counterfactual(), gender": SwapperV0(gender_lex),
+        "fairtune counterfactual(), gender": Swapper(gender_lex),
+        "  same, regex alternation matcher": Swapper(gender_lex, matcher="regex"),
+        "v0 (previous) counterfactual(), all 5 axes": SwapperV0(all_lex),
+        "fairtune counterfactual(), all 5 axes": Swapper(all_lex),
+        "  same, regex alternation matcher ": Swapper(all_lex, matcher="regex"),
+    }
     rows: dict[str, Callable[[], object]] = {
         name: (lambda f=f: [f(t) for t in texts]) for name, f in baselines().items()
     }
-    rows["fairtune counterfactual(), gender"] = lambda: [gender.counterfactual(t) for t in texts]
-    rows["fairtune swap() with edits, gender"] = lambda: [gender.swap(t) for t in texts]
-    rows["fairtune counterfactual(), gender+names"] = lambda: [names.counterfactual(t) for t in texts]
-    rows["fairtune counterfactual(), all 5 axes"] = lambda: [every.counterfactual(t) for t in texts]
+    for name, eng in engines.items():
+        rows[name] = lambda eng=eng: [eng.counterfactual(t) for t in texts]
+    gender_sw = engines["fairtune counterfactual(), gender"]
+    rows["fairtune swap() with edits, gender"] = lambda: [gender_sw.swap(t) for t in texts]
+    names_sw = Swapper(resolve_lexicons(("gender", "names")))
+    rows["fairtune counterfactual(), gender+names"] = lambda: [names_sw.counterfactual(t) for t in texts]
+    results: dict[str, dict] = {}
+    for name, fn in rows.items():
+        results[name] = {"wps": n_words / _time(fn, args.repeats), "mb": _peak_mb(fn), "words": n_words}
 
+    # -- parallelism ------------------------------------------------------------------------------------------
     from datasets import Dataset, disable_progress_bars
 
+    from fairtune.augment import stream
+    from fairtune.augment.datasets import CF_EDITS, BatchAugmenter
+
     disable_progress_bars()
-    ds = Dataset.from_dict({"text": texts, "label": [0] * len(texts)})
-    rows[f"datasets.map num_proc={args.num_proc}, gender two_sided"] = lambda: gender.augment_dataset(
-        ds, task="text", num_proc=args.num_proc
+    big_texts = texts * args.parallel_scale
+    big_words = n_words * args.parallel_scale
+    gender = CounterfactualAugmenter(axes=("gender",))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = tmp / "par.jsonl"
+        _write_jsonl(src, texts, args.parallel_scale)
+        for npc in (1, args.num_proc):
+            t0 = time.perf_counter()
+            stream.augment_file(
+                lambda cols: BatchAugmenter(gender.swapper, "text", "two_sided", ["text"]),
+                stream.open_source(src, "text"),
+                tmp / "par_out.jsonl",
+                task="text",
+                edits_column=CF_EDITS,
+                num_proc=npc,
+            )
+            dt = time.perf_counter() - t0
+            results[f"fairtune augment loop, num_proc={npc} ({args.parallel_scale}x)"] = {"wps": big_words / dt}
+        ds = Dataset.from_dict({"text": big_texts, "label": [0] * len(big_texts)})
+        for npc in (None, args.num_proc):
+            dt = _time(lambda npc=npc: gender.augment_dataset(ds, task="text", num_proc=npc), 1)
+            results[f"Dataset.map, num_proc={npc or 1} ({args.parallel_scale}x)"] = {"wps": big_words / dt}
+
+        # -- streaming: peak RSS of the CLI at growing corpus sizes ---------------------------------------------
+        for scale in [int(s) for s in args.scales.split(",") if s.strip()]:
+            inp = tmp / f"stream{scale}.jsonl"
+            _write_jsonl(inp, texts, scale)
+            secs, mb = _cli_peak(inp, tmp / f"stream{scale}_out.jsonl")
+            results[f"fairtune augment CLI, {scale}x corpus (subprocess)"] = {
+                "wps": n_words * scale / secs,
+                "rss": mb,
+                "words": n_words * scale,
+            }
+            inp.unlink()
+            (tmp / f"stream{scale}_out.jsonl").unlink()
+
+    base = results["baseline: regex-token dict + case"]["wps"]
+    load1 = os.getloadavg()
+    print(
+        f"\n{len(texts)} paragraphs, {n_words:,} words; best of {args.repeats} runs; output equal to v0 on every "
+        f"paragraph ({compared:,} edits compared); load average {load0[0]:.2f} before, {load1[0]:.2f} after, "
+        f"{os.cpu_count()} CPUs\n"
     )
-    results = {name: n_words / _time(fn, args.repeats) for name, fn in rows.items()}
-    swaps = sum(len(gender.swap(t).edits) for t in texts)
-    base = results["baseline: regex-token dict + case"]
-    print(f"\n{len(texts)} paragraphs, {n_words:,} words, {swaps:,} gender swaps; best of {args.repeats} runs\n")
-    print(f"| {'method':<44} | {'words/s':>12} | {'vs regex baseline':>17} |")
-    print(f"|{'-' * 46}|{'-' * 14}|{'-' * 19}|")
-    for name, wps in results.items():
-        print(f"| {name:<44} | {wps:>12,.0f} | {wps / base:>16.2f}x |")
+    print(f"| {'method':<52} | {'words/s':>12} | {'vs regex baseline':>17} | {'peak MiB':>9} |")
+    print(f"|{'-' * 54}|{'-' * 14}|{'-' * 19}|{'-' * 11}|")
+    for name, r in results.items():
+        mem = f"{r['rss']:.0f} RSS" if "rss" in r else (f"{r['mb']:.1f}" if "mb" in r else "")
+        print(f"| {name:<52} | {r['wps']:>12,.0f} | {r['wps'] / base:>16.2f}x | {mem:>9} |")
+    par1 = results[f"fairtune augment loop, num_proc=1 ({args.parallel_scale}x)"]["wps"]
+    parn = results[f"fairtune augment loop, num_proc={args.num_proc} ({args.parallel_scale}x)"]["wps"]
+    map1 = results[f"Dataset.map, num_proc=1 ({args.parallel_scale}x)"]["wps"]
+    mapn = results[f"Dataset.map, num_proc={args.num_proc} ({args.parallel_scale}x)"]["wps"]
+    print(
+        f"\nall 5 axes {results['fairtune counterfactual(), all 5 axes']['wps'] / base:.2f}x baseline (target 2x); "
+        f"gender {results['fairtune counterfactual(), gender']['wps'] / base:.2f}x (target 2.5x); "
+        f"num_proc={args.num_proc}: augment loop {parn / par1:.2f}x, Dataset.map {mapn / map1:.2f}x one process "
+        "(target 1.7x)"
+    )
+    rss = {k: r["rss"] for k, r in results.items() if "rss" in r}
+    if rss:
+        first = next(iter(rss.values()))
+        print(
+            "streaming peak RSS vs 1x: "
+            + ", ".join(f"{k.split(', ')[1].split()[0]} {v / first:.2f}x" for k, v in rss.items())
+        )
     return results
 
 

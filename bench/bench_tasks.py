@@ -34,7 +34,7 @@ def _ner_rows(n: int) -> list[dict]:
 
 
 def _qa_rows(n: int) -> list[dict]:
-    from fairtune.tasks.qa import flatten_squad
+    from fairtune.data.squad import flatten_squad
 
     rows = flatten_squad(json.loads((SHARED / "squad_xquad_en" / "xquad.en.json").read_text(encoding="utf-8")))
     female = [r for r in rows if re.search(r"\b(she|her)\b", r["context"], re.I)]

@@ -1,4 +1,5 @@
-"""Counterfactual augmentation inside `fairtune train`: the `cda`, `cda_axes`, `cda_seed` recipe keys, and
+"""Counterfactual augmentation inside `fairtune train`: the `cda` (none | two_sided | one_sided | neutralize),
+`cda_axes`, `cda_seed` recipe keys, and
 `group_from_lexicon` (groups read off the lexicon terms an example mentions)."""
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def augment_split(ds: Dataset, data_args, task: str) -> Dataset:
     """Apply CDA to the training split (unless it already carries `cf_source`, made by `fairtune augment`).
 
     For a gender swap the group column of each counterfactual row is swapped too (female <-> male), since the
-    counterfactual now describes the other group.
+    counterfactual now describes the other group; `cda: neutralize` rewrites rows in place with neutral terms and
+    keeps their group. `preprocessing_num_workers` sets the processes of the batched map (each builds the matcher
+    once).
     """
     if CF_SOURCE in ds.column_names:
         logger.info("training data already has `%s`: using its counterfactual pairs as they are", CF_SOURCE)
@@ -54,7 +57,7 @@ def augment_split(ds: Dataset, data_args, task: str) -> Dataset:
         label_names=getattr(data_args, "label_list", None) if task == "ner" else None,
         num_proc=data_args.preprocessing_num_workers,
     )
-    if "gender" in data_args.cda_axes:
+    if "gender" in data_args.cda_axes and data_args.cda != "neutralize":
         out = _swap_gender_groups(out, data_args.group_columns)
     n_cf = sum(1 for s in out[CF_SOURCE] if s is not None and s >= 0)
     logger.info(

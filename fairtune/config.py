@@ -15,7 +15,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 TASKS = ("classification", "ner", "qa")
-CDA_MODES = ("none", "two_sided", "one_sided")
+CDA_MODES = ("none", "two_sided", "one_sided", "neutralize")
 GROUP_BALANCE = ("none", "reweight", "resample")
 KERNELS = ("gaussian", "laplacian")
 ADVERSARY_SCHEDULES = ("constant", "ganin")
@@ -153,6 +153,11 @@ class DataArguments:
     # QA/NER: tag names for int `ner_tags` without a ClassLabel feature, and the NER pooling for the adversary.
     label_list: list[str] | None = field(default=None, metadata={"help": "NER: tag names in id order."})
     ner_pooling: str = field(default="first", metadata={"help": "NER pooled representation: first | entity"})
+    # `dataset_name: redditbias`: the folder with the RedditBias csv files (not shipped; relative to the cwd).
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Local data folder (`dataset_name: redditbias`; default ../shared/data/redditbias)."},
+    )
 
     def __post_init__(self) -> None:
         self.cda = (self.cda or "none").replace("-", "_")

@@ -113,6 +113,27 @@ def _check_value(cls, name: str, value: Any) -> Any:
     return value
 
 
+def parse_overrides(tokens: list[str]) -> dict[str, Any]:
+    """`--a 1 --b=x --flag` into {'a': '1', 'b': 'x', 'flag': 'true'}, untyped: a quick look at the flags (e.g.
+    before the arguments can be built); `parse_config` types and checks them."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--"):
+            raise RecipeError(f"expected `--field value`, got {tok!r}; recipe fields are passed as `--name value`.")
+        key, eq, value = tok[2:].partition("=")
+        if not eq:
+            if i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+                value = tokens[i + 1]
+                i += 1
+            else:
+                value = "true"
+        out[key.replace("-", "_")] = value
+        i += 1
+    return out
+
+
 def load_recipe(path: str | Path | None) -> dict[str, Any]:
     """Read a flat YAML recipe into a dict (an empty dict when no recipe is given)."""
     if path is None:

@@ -77,6 +77,9 @@ def run_training(
     set_seed(training_args.seed)
     adapter = get_adapter(model_args.task)
     raw = load_raw_datasets(data_args)
+    from fairtune.data.validation import validate_raw_datasets  # issue 13: rows checked before any model loads
+
+    raw = validate_raw_datasets(raw, data_args, adapter.name, training_args)
     if "train" in raw:
         raw["train"] = _truncate(raw["train"], data_args.max_train_samples)
     for split in ("validation", "test"):

@@ -98,8 +98,10 @@ def parse_grid(specs: list[str] | None) -> dict[str, list[str]]:
     return grid
 
 
-def parse_seeds(text: str | int | None, base_seed: int) -> list[int]:
-    """`N` -> N seeds from the recipe's seed upwards; `a,b,c` -> exactly those seeds."""
+def parse_seeds(text: str | int | list[int] | tuple[int, ...] | None, base_seed: int) -> list[int]:
+    """`N` -> N seeds from the recipe's seed upwards; `a,b,c` or a list of ints -> exactly those seeds."""
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(int(s)) for s in text) + ("," if len(text) == 1 else "")
     text = str(text if text is not None else 1).strip()
     try:
         if "," in text:
@@ -352,7 +354,26 @@ def render_markdown(summary: dict[str, Any]) -> str:
     metrics = list(dict.fromkeys(metrics))
     lines = ["# fairtune sweep", ""]
     lines.append(f"Recipe: `{summary.get('recipe') or '(flags only)'}`; overrides: `{' '.join(summary['overrides'])}`")
-    lines.append(f"Grid: `{summary['grid']}`; seeds: {summary['seeds']}; launcher: {summary['launcher']}.")
+    search = summary.get("search")
+    if search:
+        done = [t for t in search["trials"] if t["state"] == "COMPLETE"]
+        lines.append(
+            f"Search: Optuna ({search['sampler']} sampler, directions {search['directions']}) over "
+            f"`{' '.join(summary['grid'].values())}`; {len(done)} complete trials of {len(search['trials'])}; study "
+            f"`{search['study_name']}` in `{search['storage']}`; seeds: {summary['seeds']}."
+        )
+        lines += [
+            "",
+            "| trial | state | parameters | task metric | fairness gap | Pareto (study) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for t in search["trials"]:
+            vals = t["values"] or [None, None]
+            star = "yes" if t["number"] in search["pareto_trials"] else ""
+            lines.append(f"| {t['number']} | {t['state']} | `{config_name(t['params'])}` | {_fmt(vals[0])} | "
+                         f"{_fmt(vals[1])} | {star} |")  # fmt: skip
+    else:
+        lines.append(f"Grid: `{summary['grid']}`; seeds: {summary['seeds']}; launcher: {summary['launcher']}.")
     lines += ["", f"Selection: {sel.get('criterion', summary.get('select'))}.", ""]
     head = ["configuration", "runs", *metrics, "DTO", "Pareto", "selected"]
     lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -483,10 +504,82 @@ def write_outputs(summary: dict[str, Any], output: Path) -> None:
 
 
 # ---- the sweep -----------------------------------------------------------------------------------------------------
+def _check_launcher(launcher: str, num_processes: int, accelerate_config: str | None) -> None:
+    if launcher not in ("local", "accelerate"):
+        raise ValueError(f"--launcher {launcher!r}: choose local or accelerate.")
+    if num_processes < 1:
+        raise ValueError(f"--num-processes must be >= 1, got {num_processes}.")
+    if launcher == "local" and (num_processes > 1 or accelerate_config):
+        raise ValueError("--num-processes/--accelerate-config need `--launcher accelerate`.")
+
+
+def _expected_fields(recipe: str | None, runs: list[Run], overrides: list[str]) -> dict[str, dict[str, Any]]:
+    """Every field the recipe and flags set, per run (parsing each run's configuration before anything trains)."""
+    from fairtune.parser import config_to_dict, parse_config
+
+    expected: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        cfg = config_to_dict(*parse_config(recipe, run.tokens(overrides)))
+        chosen = [k for k in selected_recipe(recipe, run.tokens(overrides)) if k != "output_dir"]
+        expected[run.name] = {k: cfg.get(k) for k in chosen}
+        run.command = _train_command(recipe, run.tokens(overrides))
+    return expected
+
+
+def _execute(
+    run: Run,
+    tag: str,
+    recipe: str | None,
+    overrides: list[str],
+    expected: dict[str, Any],
+    launcher: str,
+    num_processes: int,
+    accelerate_config: str | None,
+    log,
+) -> None:
+    """Train one run unless its report exists with the same settings; record status, metrics, seconds, errors."""
+    if _report_path(run).is_file():
+        if _is_current(run, expected):
+            run.status, run.metrics = "done", read_metrics(_report_path(run))
+            log(f"{tag}: already done ({run.output_dir}), not re-run")
+            return
+        log(f"{tag}: {run.output_dir} was trained with other settings; training again")
+    log(f"{tag}: training -> {run.output_dir}")
+    start = time.perf_counter()
+    try:
+        if launcher == "local":
+            _run_local(recipe, run.tokens(overrides), run.command)
+        else:
+            cmd = accelerate_command(recipe, run.tokens(overrides), num_processes, accelerate_config)
+            _run_accelerate(cmd, run.output_dir / "train.log")
+        run.metrics = read_metrics(_report_path(run))
+        run.status = "done"
+    except Exception as err:  # one failed run must not lose the others
+        run.status, run.error = "failed", f"{type(err).__name__}: {err}"
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        (run.output_dir / "sweep_error.txt").write_text(traceback.format_exc())
+        log(f"{tag}: FAILED ({run.error.splitlines()[0]}); traceback in {run.output_dir / 'sweep_error.txt'}")
+    run.seconds = time.perf_counter() - start
+    gc.collect()
+    if run.status == "done":
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items() if k in ("accuracy", "tpr_gap_rms"))
+        log(f"{tag}: done in {run.seconds:.0f} s ({shown})")
+
+
+def _finish(summary: dict[str, Any], runs: list[Run], criterion: Criterion, recipe, overrides, output: Path) -> None:
+    summary.update(analyse(runs, criterion))
+    summary["runs"] = [r.to_dict() for r in runs]
+    sel = summary["selection"]
+    if sel and not sel.get("error"):
+        run = next(r for r in runs if r.name == sel["run"])
+        sel["recipe"] = selected_recipe(recipe, run.tokens(overrides))
+    write_outputs(summary, output)
+
+
 def run_sweep(
     recipe: str | None,
     grid: dict[str, list[str]],
-    seeds: str | int | None = 1,
+    seeds: str | int | list[int] | None = 1,
     overrides: list[str] | None = None,
     output: str | Path = "outputs/sweep",
     select_criterion: str | None = "dto",
@@ -498,25 +591,15 @@ def run_sweep(
     log=print,
 ) -> dict[str, Any]:
     """Run (or resume) the sweep, then write and return the summary; raises ValueError on a bad configuration."""
-    from fairtune.parser import config_to_dict, parse_config
+    from fairtune.parser import parse_config
 
     overrides = list(overrides or [])
     output = Path(output)
     criterion = parse_criterion(select_criterion, task_metric, fairness_metric)
-    if launcher not in ("local", "accelerate"):
-        raise ValueError(f"--launcher {launcher!r}: choose local or accelerate.")
-    if num_processes < 1:
-        raise ValueError(f"--num-processes must be >= 1, got {num_processes}.")
-    if launcher == "local" and (num_processes > 1 or accelerate_config):
-        raise ValueError("--num-processes/--accelerate-config need `--launcher accelerate`.")
+    _check_launcher(launcher, num_processes, accelerate_config)
     base = parse_config(recipe, overrides)[2]
     runs = plan_runs(grid, parse_seeds(seeds, base.seed), output)
-    expected: dict[str, dict[str, Any]] = {}
-    for run in runs:  # every run's configuration is checked before the first one trains
-        cfg = config_to_dict(*parse_config(recipe, run.tokens(overrides)))
-        chosen = [k for k in selected_recipe(recipe, run.tokens(overrides)) if k != "output_dir"]
-        expected[run.name] = {k: cfg.get(k) for k in chosen}  # every field the recipe and flags set
-        run.command = _train_command(recipe, run.tokens(overrides))
+    expected = _expected_fields(recipe, runs, overrides)  # every run is checked before the first one trains
     summary: dict[str, Any] = {
         "recipe": recipe,
         "overrides": overrides,
@@ -530,39 +613,286 @@ def run_sweep(
     output.mkdir(parents=True, exist_ok=True)
     for i, run in enumerate(runs, 1):
         tag = f"[sweep {i}/{len(runs)}] {run.config} seed={run.seed}"
-        if _report_path(run).is_file():
-            if _is_current(run, expected[run.name]):
-                run.status, run.metrics = "done", read_metrics(_report_path(run))
-                log(f"{tag}: already done ({run.output_dir}), not re-run")
-                continue
-            log(f"{tag}: {run.output_dir} was trained with other settings; training again")
-        log(f"{tag}: training -> {run.output_dir}")
-        start = time.perf_counter()
-        try:
-            if launcher == "local":
-                _run_local(recipe, run.tokens(overrides), run.command)
-            else:
-                cmd = accelerate_command(recipe, run.tokens(overrides), num_processes, accelerate_config)
-                _run_accelerate(cmd, run.output_dir / "train.log")
-            run.metrics = read_metrics(_report_path(run))
-            run.status = "done"
-        except Exception as err:  # one failed run must not lose the others
-            run.status, run.error = "failed", f"{type(err).__name__}: {err}"
-            run.output_dir.mkdir(parents=True, exist_ok=True)
-            (run.output_dir / "sweep_error.txt").write_text(traceback.format_exc())
-            log(f"{tag}: FAILED ({run.error.splitlines()[0]}); traceback in {run.output_dir / 'sweep_error.txt'}")
-        run.seconds = time.perf_counter() - start
-        gc.collect()
-        if run.status == "done":
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items() if k in ("accuracy", "tpr_gap_rms"))
-            log(f"{tag}: done in {run.seconds:.0f} s ({shown})")
+        _execute(run, tag, recipe, overrides, expected[run.name], launcher, num_processes, accelerate_config, log)
         summary["runs"] = [r.to_dict() for r in runs]
         (output / "sweep.json").write_text(json.dumps(summary, indent=2, default=str))  # progress
-    summary.update(analyse(runs, criterion))
-    summary["runs"] = [r.to_dict() for r in runs]
-    sel = summary["selection"]
-    if sel and not sel.get("error"):
-        run = next(r for r in runs if r.name == sel["run"])
-        sel["recipe"] = selected_recipe(recipe, run.tokens(overrides))
-    write_outputs(summary, output)
+    _finish(summary, runs, criterion, recipe, overrides, output)
+    return summary
+
+
+# ---- Optuna: multi-objective search ------------------------------------------------------------------------------
+SPACE_KINDS = ("log", "float", "int", "cat")
+SAMPLERS = ("tpe", "nsga2", "random")
+STUDY_NAME = "fairtune-sweep"
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched recipe field: `log`/`float` in [low, high], `int` in [low, high], or `cat` over choices."""
+
+    key: str
+    kind: str
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[str, ...] = ()
+
+    def suggest(self, trial) -> str:
+        """The trial's value as the flag string the run trains with (floats to 4 significant digits)."""
+        if self.kind in ("log", "float"):
+            return f"{trial.suggest_float(self.key, self.low, self.high, log=self.kind == 'log'):.4g}"
+        if self.kind == "int":
+            return str(trial.suggest_int(self.key, int(self.low), int(self.high)))
+        return str(trial.suggest_categorical(self.key, list(self.choices)))
+
+    def example(self) -> str:
+        """A value inside the range, used to check the configuration before the study starts."""
+        if self.kind == "cat":
+            return self.choices[0]
+        return str(int(self.low)) if self.kind == "int" else f"{self.low:.4g}"
+
+    def spec(self) -> str:
+        """The `--space` text of this dimension."""
+        if self.kind == "cat":
+            return f"{self.key}=cat:{','.join(self.choices)}"
+        return f"{self.key}={self.kind}:{self.low:g}:{self.high:g}"
+
+
+def parse_space(specs: list[str] | None) -> dict[str, Dimension]:
+    """`["eo_weight=log:0.01:10", "adversary_steps=int:1:5", "cda=cat:one_sided,two_sided"]` -> dimensions.
+
+    `log` and `float` sample a float in [low, high] (log-uniform or uniform), `int` an integer, `cat` one of the
+    listed values. Raises ValueError naming the `--space` entry and the fix.
+    """
+    space: dict[str, Dimension] = {}
+    for spec in specs or []:
+        key, eq, body = spec.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        kind, _, rest = body.partition(":")
+        kind = kind.strip().lower()
+        fix = (
+            "write KEY=log:LOW:HIGH, KEY=float:LOW:HIGH, KEY=int:LOW:HIGH or KEY=cat:A,B (e.g. eo_weight=log:0.01:10)"
+        )
+        if not eq or not key or kind not in SPACE_KINDS or not rest.strip():
+            raise ValueError(f"--space {spec!r}: {fix}.")
+        if key in _RESERVED:
+            raise ValueError(f"--space {key}: the sweep sets `{key}` itself; use --seeds / --output.")
+        if key in space:
+            raise ValueError(f"--space {key} given twice; give one range per field.")
+        if kind == "cat":
+            choices = tuple(split_values(rest))
+            if len(set(choices)) != len(choices) or len(choices) < 2:
+                raise ValueError(f"--space {spec!r}: list two or more distinct choices.")
+            space[key] = Dimension(key, kind, choices=choices)
+            continue
+        parts = rest.split(":")
+        try:
+            low, high = (float(v) for v in parts)
+        except ValueError:
+            raise ValueError(f"--space {spec!r}: LOW and HIGH must be two numbers; {fix}.") from None
+        if not low < high:
+            raise ValueError(f"--space {spec!r}: LOW ({low:g}) must be below HIGH ({high:g}).")
+        if kind == "log" and low <= 0:
+            raise ValueError(f"--space {spec!r}: a log range needs LOW > 0 (e.g. log:0.01:10); use float:0:10.")
+        if kind == "int" and (low != int(low) or high != int(high)):
+            raise ValueError(f"--space {spec!r}: int bounds must be whole numbers.")
+        space[key] = Dimension(key, kind, low, high)
+    return space
+
+
+def default_storage(output: Path) -> str:
+    """SQLite in the sweep's output directory: the study survives an interruption and resumes."""
+    return f"sqlite:///{(output / 'optuna.db').resolve()}"
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password (it goes into sweep.json)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _make_sampler(name: str, seed: int, trials: int, constraints_func):
+    import optuna
+
+    if name == "tpe":  # Optuna's default multi-objective sampler (MOTPE); a third of a small budget is random start
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=True,
+            n_startup_trials=max(2, min(10, trials // 3)),
+            constraints_func=constraints_func,
+        )
+    if name == "nsga2":
+        population = max(4, min(50, trials // 2))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population, constraints_func=constraints_func)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"--sampler {name!r}: choose one of {', '.join(SAMPLERS)}.")
+
+
+def _storage(url: str):
+    import optuna
+
+    if not url.startswith(("sqlite:", "postgresql", "mysql", "oracle", "mssql")):
+        raise ValueError(f"--storage {_redact(url)!r}: give an Optuna RDB URL such as sqlite:///study.db or "
+                         "postgresql://user:pass@host/db (several workers share one study through it).")  # fmt: skip
+    # A worker that dies leaves its trial RUNNING; the heartbeat marks it failed and the callback re-queues its
+    # parameters, whose run directories (named by the parameters) keep every finished seed.
+    import warnings
+
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's terms since 2.8; they are the fix
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=60,
+            grace_period=180,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+        )
+
+
+def run_search(
+    recipe: str | None,
+    space: dict[str, Dimension],
+    trials: int,
+    seeds: str | int | list[int] | None = 1,
+    overrides: list[str] | None = None,
+    output: str | Path = "outputs/sweep",
+    select_criterion: str | None = "dto",
+    storage: str | None = None,
+    study_name: str | None = None,
+    sampler: str = "tpe",
+    launcher: str = "local",
+    num_processes: int = 1,
+    accelerate_config: str | None = None,
+    task_metric: str | None = None,
+    fairness_metric: str | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """A multi-objective Optuna study over `space` (task metric up, fairness gap down), each trial over `seeds`.
+
+    Every trial is a configuration of the grid sweep's kind (its runs in `OUTPUT/<key>-<value>__seed-<n>/`, finished
+    runs never re-run); its objective values are the seed means. The study lives in `storage` (default SQLite in
+    `output`, so an interrupted search resumes; an RDB URL lets several workers share it) and stops when `trials`
+    trials are complete. The summary, `sweep.md`, `frontier.png` and the selection (DTO or a constraint, over
+    every complete trial) are the grid sweep's; `summary["search"]` adds the trials and the study's Pareto front.
+    """
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    from fairtune.parser import parse_config
+
+    if trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {trials}.")
+    if not space:
+        raise ValueError("--search optuna needs at least one --space KEY=log:LOW:HIGH (e.g. eo_weight=log:0.01:10).")
+    overrides = list(overrides or [])
+    output = Path(output)
+    criterion = parse_criterion(select_criterion, task_metric, fairness_metric)
+    _check_launcher(launcher, num_processes, accelerate_config)
+    base = parse_config(recipe, overrides)[2]
+    seed_list = parse_seeds(seeds, base.seed)
+    probe = plan_runs({k: [d.example()] for k, d in space.items()}, seed_list[:1], output)
+    _expected_fields(recipe, probe, overrides)  # an unknown field or a bad value fails before the study starts
+    output.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(output)
+    perf_up = higher_is_better(criterion.performance) if criterion.performance else True
+    gap_down = not higher_is_better(criterion.fairness) if criterion.fairness else True
+    directions = ["maximize" if perf_up else "minimize", "minimize" if gap_down else "maximize"]
+
+    def constraints_func(trial) -> list[float]:
+        return list(trial.user_attrs.get("constraint_violation", [0.0]))
+
+    use_constraints = criterion.kind == "constraint"
+    study = optuna.create_study(
+        storage=_storage(url),
+        study_name=study_name or STUDY_NAME,
+        directions=directions,
+        sampler=_make_sampler(sampler, base.seed, trials, constraints_func if use_constraints else None),
+        load_if_exists=True,
+    )
+    identity = {"recipe": recipe, "overrides": overrides, "space": [d.spec() for d in space.values()],
+                "seeds": seed_list}  # fmt: skip
+    saved = study.user_attrs.get("sweep")
+    if saved is None:
+        study.set_user_attr("sweep", identity)
+    elif saved != identity:
+        raise ValueError(
+            f"the study {study.study_name!r} in {_redact(url)} was started with other settings ({saved}); use a new "
+            "--output (or --study-name) for a new search, or repeat the original recipe, flags, --space and --seeds."
+        )
+
+    def objective(trial) -> tuple[float, float]:
+        params = {k: d.suggest(trial) for k, d in space.items()}
+        runs = plan_runs({k: [v] for k, v in params.items()}, seed_list, output)
+        expected = _expected_fields(recipe, runs, overrides)
+        for run in runs:
+            tag = f"[trial {trial.number}] {run.config} seed={run.seed}"
+            _execute(run, tag, recipe, overrides, expected[run.name], launcher, num_processes, accelerate_config, log)
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("runs", [r.to_dict() for r in runs])
+        done = [r for r in runs if r.status == "done"]
+        if not done:
+            raise RuntimeError(f"trial {trial.number} ({config_name(params)}): every seed failed; see sweep_error.txt")
+        crit = criterion.resolve(done[0].metrics)
+        if crit.fairness is None:
+            raise RuntimeError(f"trial {trial.number}: the reports hold no fairness metric; pass --fairness-metric.")
+        mean = {
+            k: _mean_std([r.metrics[k] for r in done if k in r.metrics])[0] for k in (crit.performance, crit.fairness)
+        }
+        trial.set_user_attr("constraint_violation", [c.violation(mean) for c in crit.constraints] or [0.0])
+        trial.set_user_attr("metrics", {"performance": crit.performance, "fairness": crit.fairness})
+        return mean[crit.performance], mean[crit.fairness]
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    remaining = trials - len(complete)
+    if remaining > 0:
+        log(f"[search] {len(complete)} of {trials} trials complete in {study.study_name!r}; running {remaining} more")
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            catch=(RuntimeError,),
+            callbacks=[MaxTrialsCallback(trials, states=(TrialState.COMPLETE,))],
+        )
+    else:
+        log(f"[search] {len(complete)} trials already complete in {study.study_name!r}; nothing to run")
+    return summarize_study(study, recipe, overrides, output, criterion, space, seed_list, url, sampler, launcher)
+
+
+def summarize_study(
+    study, recipe, overrides, output: Path, criterion: Criterion, space, seeds, url, sampler, launcher
+):
+    """The grid sweep's summary over every complete trial (runs read from the study, so other workers' count too)."""
+    from optuna.trial import TrialState
+
+    runs: dict[str, Run] = {}
+    trial_rows = []
+    for t in study.get_trials(deepcopy=False):
+        row = {"number": t.number, "state": t.state.name, "params": t.user_attrs.get("params", {}),
+               "values": list(t.values) if t.values else None}  # fmt: skip
+        trial_rows.append(row)
+        if t.state != TrialState.COMPLETE:
+            continue
+        for r in t.user_attrs.get("runs", []):
+            run = Run(r["name"], r["config"], r["params"], r["seed"], Path(r["output_dir"]), r["status"],
+                      r["metrics"], r["seconds"], r["error"], r["command"])  # fmt: skip
+            runs.setdefault(run.name, run)  # the same parameters in two trials are one configuration
+    ordered = list(runs.values())
+    summary: dict[str, Any] = {
+        "recipe": recipe,
+        "overrides": overrides,
+        "grid": {k: d.spec() for k, d in space.items()},
+        "seeds": seeds,
+        "select": criterion.describe() if criterion.kind == "constraint" else "dto",
+        "launcher": launcher,
+        "num_processes": 1,
+        "output": str(output),
+        "search": {
+            "engine": "optuna",
+            "sampler": sampler,
+            "storage": _redact(url),
+            "study_name": study.study_name,
+            "directions": [d.name.lower() for d in study.directions],
+            "trials": trial_rows,
+            "pareto_trials": sorted(t.number for t in study.best_trials) if ordered else [],
+        },
+    }
+    _finish(summary, ordered, criterion, recipe, overrides, output)
     return summary

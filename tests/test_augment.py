@@ -6,7 +6,7 @@ import json
 import pickle
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fairtune.augment import CounterfactualAugmenter, builtin_lexicon, group_from_lexicon, load_lexicon_file
@@ -247,3 +247,73 @@ def test_json_lexicon_replace_and_unknown_axis(tmp_path) -> None:
     assert aug.counterfactual("he and she") == "it and she"
     with pytest.raises(ValueError, match="unknown axis 'race'"):
         CounterfactualAugmenter(axes=("race",))
+
+
+# -- one matching pass: the Aho-Corasick matcher gives exactly what the trie regex gives -------------------------
+_ALL = ("gender", "names", "names_race", "religion", "nationality")
+_ODD = [
+    "He’s İstanbul's HE hE Mr. Brown, mr, MR. and Mary-Kate; ſhe K and the theme",
+    "Théo and he, hé, heé, “she” said: Mary Smith met John Garcia; later Garcia left.",
+    "A Muslim and an Atheist; American men, Chinese women: his father-in-law, Mrs. Jones.",
+    "May, Will and Paris met June. mary, WILL, MARY! O'Brien and Ann-Marie.",
+    "_he he_ 2he he2 he-she she/he (her) [his] {him} «she» ‘he’",
+]
+_WORDS = st.sampled_from(
+    sorted({*_BIJ[:60], *_NAMES[:60], "Muslim", "Hindu", "American", "May", "Will", "Mary-Kate", "Smith", "Garcia"})
+    + _FILLER
+)
+_ODD_SEP = st.sampled_from([" ", ", ", ".", "-", "'", "’", "_", "é", "“", " – ", "İ", "\n"])
+
+
+@st.composite
+def _odd_sentence(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 10))):
+        parts += [draw(_case)(draw(_WORDS)), draw(_ODD_SEP)]
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("text", _ODD)
+@pytest.mark.parametrize("axes", [("gender",), ("gender", "names"), _ALL])
+def test_automaton_matches_the_regex_exactly(text: str, axes) -> None:
+    from fairtune.augment.lexicon import resolve_lexicons
+    from fairtune.augment.swapper import Swapper
+
+    lex = resolve_lexicons(axes)
+    auto, rx = Swapper(lex, seed=2), Swapper(lex, seed=2, matcher="regex")
+    assert auto._automaton is not None and rx._automaton is None
+    assert auto.swap(text) == rx.swap(text)
+    spans = [(0, len(text))]
+    assert auto.swap(text, name_spans=spans) == rx.swap(text, name_spans=spans)  # homographs inside person spans
+
+
+@pytest.fixture(scope="module")
+def _both_matchers():
+    from fairtune.augment.lexicon import resolve_lexicons
+    from fairtune.augment.swapper import Swapper
+
+    lex = resolve_lexicons(_ALL)
+    return Swapper(lex, seed=1), Swapper(lex, seed=1, matcher="regex")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_odd_sentence())
+def test_automaton_matches_the_regex_on_random_text(_both_matchers, text: str) -> None:
+    auto, rx = _both_matchers
+    assert auto.swap(text) == rx.swap(text)
+
+
+def test_inline_shuffle_draws_what_random_shuffle_draws() -> None:
+    import random
+
+    from fairtune.augment.swapper import _shuffle
+
+    for seed in range(300):
+        for n in (1, 2, 3, 5, 10, 68, 130):
+            a, b = list(range(n)), list(range(n))
+            r1, r2 = random.Random(f"{seed}|x"), random.Random(f"{seed}|x")
+            for _ in range(3):  # successive shuffles on one generator, as the derangement loop does
+                r1.shuffle(a)
+                _shuffle(r2, b)
+                assert a == b
+            assert r1.random() == r2.random()

@@ -5,6 +5,7 @@ aug = CounterfactualAugmenter(axes=("gender", "names"), seed=0)
 aug.counterfactual("He praised his sister.")          # 'She praised her brother.'
 aug.swap("He praised his sister.").edits                # character-offset edits
 aug.augment_dataset(ds, task="qa", mode="two_sided")    # adds cf_source, cf_origin, cf_edits
+aug.neutralize("He is her father.")                     # 'They are their parent.' (mode="neutralize")
 """
 
 from fairtune.augment.augmenter import CounterfactualAugmenter, augment_dataset, group_from_lexicon

@@ -34,13 +34,28 @@ class CounterfactualAugmenter:
         self.lexicon_files = [str(p) for p in lexicons]
         self.swapper = Swapper(resolve_lexicons(axes, self.lexicon_files), seed=self.seed)
         self.axes = self.swapper.axes
+        self._neutralizer: Swapper | None = None
 
     def __repr__(self) -> str:
         return f"CounterfactualAugmenter(axes={self.axes!r}, seed={self.seed})"
 
+    def swapper_for(self, mode: str) -> Swapper:
+        """The engine a mode uses: the counterfactual swapper, or for `neutralize` the neutralizer (built once)."""
+        if _ds.normalize_mode(mode) != "neutralize":
+            return self.swapper
+        if self._neutralizer is None:
+            from fairtune.augment.neutral import Neutralizer
+
+            self._neutralizer = Neutralizer(self.swapper.lexicons, seed=self.seed)
+        return self._neutralizer
+
     def counterfactual(self, text: str) -> str:
         """The counterfactual twin of `text` ("he praised his sister" -> "she praised her brother")."""
         return self.swapper.counterfactual(text)
+
+    def neutralize(self, text: str) -> str:
+        """`text` with neutral terms ("He is her father" -> "They are their parent"); mode `neutralize`."""
+        return self.swapper_for("neutralize").counterfactual(text)
 
     def swap(self, text: str) -> SwapResult:
         """The counterfactual text plus its edits (source/target character offsets, old and new words)."""
@@ -68,7 +83,7 @@ class CounterfactualAugmenter:
             text_columns = []
         if rows:
             _ds.check_columns(cols, task, text_columns)
-        fn = _ds.BatchAugmenter(self.swapper, task, mode, text_columns, label_names)
+        fn = _ds.BatchAugmenter(self.swapper_for(mode), task, mode, text_columns, label_names)
         return fn.augment_rows(rows, range(len(rows)))
 
     def augment_dataset(
@@ -85,7 +100,7 @@ class CounterfactualAugmenter:
         """Augment a `datasets.Dataset` through `Dataset.map(batched=True, num_proc=num_proc)`."""
         return _ds.augment_dataset(
             ds,
-            self.swapper,
+            self.swapper_for(mode),
             task=task,
             mode=mode,
             text_columns=text_columns,

@@ -14,12 +14,16 @@ Output columns (added to every row; the input's own columns are kept, labels unt
   the group's whole new range.
 
 Modes: `two_sided` writes each original immediately followed by its counterfactual (rows with nothing to swap
-are kept once, unpaired); `one_sided` replaces rows in place. Everything here is a pure function of its arguments
-or a picklable callable, so `datasets.Dataset.map(batched=True, num_proc=N)` can run it.
+are kept once, unpaired); `one_sided` replaces rows in place; `neutralize` replaces rows in place by their
+neutralized form (the swapper is then a `Neutralizer`; `cf_source` marks the rows that changed). Everything here is
+a pure function of its arguments or a picklable callable, so `datasets.Dataset.map(batched=True, num_proc=N)` can
+run it: the callable pickles to a few hundred bytes plus the lexicons as one blob, and a worker process builds the
+matcher at most once (`Swapper.__setstate__`), never per batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,16 +33,20 @@ from fairtune.data.squad import answer_lists
 from fairtune.metrics.tags import is_person_type, split_tag
 
 TASKS: tuple[str, ...] = ("text", "classification", "qa", "ner")
-MODES: tuple[str, ...] = ("two_sided", "one_sided")
+MODES: tuple[str, ...] = ("two_sided", "one_sided", "neutralize")
 CF_SOURCE, CF_ORIGIN, CF_EDITS, CF_TOKEN_MAP = "cf_source", "cf_origin", "cf_edits", "cf_token_map"
 QA_FIELDS: tuple[str, ...] = ("context", "question")
+# Bump when the rows written for the same settings change (invalidates datasets' cache of earlier results).
+FINGERPRINT_VERSION = 2
 
 
 def normalize_mode(mode: str) -> str:
-    """`two_sided` | `one_sided` (hyphenated spellings accepted); anything else is an error naming the choices."""
+    """`two_sided` | `one_sided` | `neutralize` (hyphens accepted); anything else is an error naming the choices."""
     norm = str(mode).strip().lower().replace("-", "_")
     if norm not in MODES:
-        raise ValueError(f"mode {mode!r} is not one of two_sided, one_sided (two-sided and one-sided also work).")
+        raise ValueError(
+            f"mode {mode!r} is not one of two_sided, one_sided, neutralize (two-sided and one-sided also work)."
+        )
     return norm
 
 
@@ -243,9 +251,13 @@ class BatchAugmenter:
         label_names: Sequence[str] | None = None,
     ) -> None:
         """Hold the swapper and settings (all picklable); `label_names` decodes int NER tags."""
-        self.swapper = swapper
         self.task = normalize_task(task)
         self.mode = normalize_mode(mode)
+        if self.mode == "neutralize" and not getattr(swapper, "neutral", False):
+            from fairtune.augment.neutral import Neutralizer
+
+            swapper = Neutralizer(swapper.lexicons, seed=swapper.seed)
+        self.swapper = swapper
         self.text_columns = list(text_columns)
         self.label_names = list(label_names) if label_names is not None else None
         self.label_ids = {n: i for i, n in enumerate(self.label_names or [])}
@@ -400,13 +412,18 @@ def augment_dataset(
     else:
         features[CF_EDITS] = List(List(Value("int64")))
     fn = BatchAugmenter(swapper, task, mode, text_columns, label_names)
+    # The fingerprint from what decides the output, not from hashing the callable (deterministic across runs).
+    settings = (FINGERPRINT_VERSION, type(swapper).__name__, swapper.key, swapper.seed, task, mode)
+    settings += (tuple(text_columns), tuple(label_names or ()), batch_size)
+    new_fingerprint = hashlib.sha256(repr((ds._fingerprint, settings)).encode()).hexdigest()[:32]
     return ds.map(
         fn,
         batched=True,
         batch_size=batch_size,
         with_indices=True,
-        num_proc=num_proc,
+        num_proc=num_proc if num_proc and num_proc > 1 else None,
         remove_columns=cols,
         features=features,
+        new_fingerprint=new_fingerprint,
         desc=f"counterfactual augmentation ({task}, {mode})",
     )

@@ -1,7 +1,13 @@
-"""The span-aware swapping engine: text -> (counterfactual text, character-offset edits).
+r"""The span-aware swapping engine: text -> (counterfactual text, character-offset edits).
 
-One precompiled regular expression (a trie of every lexicon term of the enabled axes, case-insensitive, Unicode
-word boundaries) finds the candidate words, so Python runs only on the few words that swap, never per token.
+One matching pass for every axis: all lexicon terms of all enabled axes are compiled once into one Aho-Corasick
+automaton (pyahocorasick) over a boundary-normalised, lower-cased copy of the text (every character that is not a
+word character becomes a space, so a term matches only as a whole word), so Python runs only on the few words that
+may swap, never per token. The matches are the same as the regular expression `(?<!\w)(?:term|...)(?!\w)` over the
+lower-cased text gives (leftmost, then longest); that trie regex is kept as the fallback (no pyahocorasick, or a text
+whose lower-casing changes its length). The compiled matcher is cached per process by the lexicons' content, and a
+pickled `Swapper` carries only that key and its lexicons as one bytes blob, so `datasets.map(num_proc=N)` workers
+build it at most once each (with fork, never: they inherit the parent's cache).
 Each match is checked (capitalization for proper nouns, homographs, person spans), resolved (her -> him | his and
 his -> her | hers from the following and preceding words), given the source's case (lower, Title, UPPER) and
 recorded as an `Edit` with source and target offsets. Possessives and contractions keep their suffix (mother's ->
@@ -15,13 +21,17 @@ their groups per example from `seed` and the example's text, so the output is de
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import operator
+import pickle
 import random
 import re
 import unicodedata
 import zlib
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 
 from fairtune.augment.lexicon import NAME_AXES, SURNAME_SLOT, GroupLexicon, Lexicon, PairLexicon
 
@@ -93,6 +103,7 @@ _TOKEN = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.]*|[^\w\s]")
 _PREV_WORD = re.compile(r"([^\W\d_][\w'’-]*)[\s\[\(\{\"'“‘«*_]*\Z")
 _FOLLOWING_WORD = re.compile(r"[ \t]+([^\W\d_][\w'’-]*)")
 _WORD = re.compile(r"\w+")
+_ONE_WORD = re.compile(r"\w+")
 
 
 def _tokens_after(text: str, pos: int, n: int) -> list[str]:
@@ -212,11 +223,30 @@ class ExampleState:
     _surname_re: re.Pattern | None = None
     _surname_n: int = -1
     _words: frozenset[str] | None = None
+    # Finds, in one text, the lower-cased group-lexicon terms that are whole words of it (None: every word).
+    vocab: Callable[[str], set[str]] | None = None
 
     def words(self) -> frozenset[str]:
-        """Lower-cased words of the example (a replacement must not be a name already in it)."""
+        """Lower-cased words of the example (a replacement must not be a name already in it).
+
+        With `vocab`, only the words that are terms of the swapper's group lexicons: every question asked of this
+        set (which groups are mentioned, is a candidate name already used) is about such terms, so the answers are
+        the same, and one automaton pass replaces tokenising the whole example.
+        """
+        if self._words is None and self.vocab is not None:
+            found: set[str] = set()
+            for t in self.texts:
+                found |= self.vocab(t)
+            self._words = frozenset(found)
         if self._words is None:
-            self._words = frozenset(w.lower() for t in self.texts for w in _WORD.findall(t))
+            words: set[str] = set()
+            for t in self.texts:
+                low = t.lower()
+                if len(low) == len(t):  # lower-casing kept every character in place: one findall over it
+                    words.update(_WORD.findall(low))
+                else:
+                    words.update(w.lower() for w in _WORD.findall(t))
+            self._words = frozenset(words)
         return self._words
 
     def permutation(self, axis: str, groups: Sequence[str], present: set[str]) -> dict[str, str]:
@@ -231,8 +261,8 @@ class ExampleState:
             order = list(groups)
             target = order[:]
             while True:
-                rng.shuffle(target)
-                if all(a != b for a, b in zip(order, target)):
+                _shuffle(rng, target)
+                if not any(map(operator.eq, order, target)):  # a derangement: no group maps to itself
                     break
             perm = dict(zip(order, target))
             mentioned = [g for g in order if g in present]
@@ -253,6 +283,26 @@ class ExampleState:
                 else None
             )
         return self._surname_re
+
+
+def _shuffle(rng: random.Random, x: list) -> None:
+    """`rng.shuffle(x)` with the same draws in the same order, without two Python calls per element.
+
+    CPython's shuffle draws `j = _randbelow(i + 1)` for i = n-1 .. 1, and `_randbelow(n)` repeats
+    `getrandbits(n.bit_length())` until the value is below n; this does the same inline (tests compare both).
+    """
+    getrandbits = rng.getrandbits
+    for i, n, k in _shuffle_plan(len(x)):
+        j = getrandbits(k)
+        while j >= n:
+            j = getrandbits(k)
+        x[i], x[j] = x[j], x[i]
+
+
+@functools.lru_cache(maxsize=64)
+def _shuffle_plan(size: int) -> tuple[tuple[int, int, int], ...]:
+    """(i, i + 1, bit length of i + 1) for i = size-1 .. 1: the steps of a shuffle of `size` items."""
+    return tuple((i, i + 1, (i + 1).bit_length()) for i in range(size - 1, 0, -1))
 
 
 def _apply_case(src: str, target: str) -> str:
@@ -297,18 +347,40 @@ def _trie_regex(words: Iterable[str]) -> str:
 # Entry codes in the lookup table.
 _PAIR, _CONTEXT, _GROUP = 0, 1, 2
 
+# Boundary normalisation for the automaton: ASCII word characters stay, every other byte (ASCII punctuation and
+# space, and the "?" that `encode("ascii", "replace")` writes for each non-ASCII character) becomes a space.
+_ASCII_WORD = frozenset(c for c in range(128) if re.match(r"\w", chr(c)))
+_NORM = bytes(c if c in _ASCII_WORD else 32 for c in range(256))
 
-class Swapper:
-    """Swaps the terms of the given lexicons in text, keeping case, offsets and per-example consistency."""
 
-    def __init__(self, lexicons: Sequence[Lexicon], seed: int = 0) -> None:
-        """Build one lookup table and one compiled pattern over every term of `lexicons` (earlier lexicons win)."""
-        self.lexicons = tuple(lexicons)
-        self.seed = int(seed)
-        self.axes = tuple(lex.axis for lex in self.lexicons)
+def _normalize(low: str) -> str:
+    """`low` padded with one space each side, every non-word character a space (same length + 2)."""
+    return (" " + low + " ").encode("ascii", "replace").translate(_NORM).decode("ascii")
+
+
+def _is_name_homograph(entry: tuple) -> bool:
+    """A name-axis term that is also an ordinary word (May, Will, Paris): swapped only inside person spans."""
+    if entry[0] == _PAIR:
+        return entry[4] and entry[5]
+    if entry[0] == _GROUP:
+        return entry[7] and entry[8]
+    return False
+
+
+try:  # pragma: no cover - exercised through Swapper
+    import ahocorasick as _ahocorasick
+except ImportError:  # pragma: no cover - the regex fallback is tested by forcing it
+    _ahocorasick = None
+
+
+class _Compiled:
+    """Everything a `Swapper` derives from its lexicons: lookup table, automaton, fallback regex (lazy)."""
+
+    def __init__(self, lexicons: tuple[Lexicon, ...], use_automaton: bool = True) -> None:
+        self.lexicons = lexicons
         table: dict[str, tuple] = {}
-        self._stateful = False
-        for li, lex in enumerate(self.lexicons):
+        self.stateful = False
+        for li, lex in enumerate(lexicons):
             is_name = lex.axis in NAME_AXES
             if isinstance(lex, PairLexicon):
                 for word, roles in lex.contextual.items():
@@ -317,25 +389,181 @@ class Swapper:
                     homograph = word in lex.homographs
                     table.setdefault(word, (_PAIR, lex.axis, target, lex.capitalized_only, homograph, is_name))
             else:
-                self._stateful = True
+                self.stateful = True
                 for word, (group, slot, rank) in lex.index.items():
                     if is_name and slot == SURNAME_SLOT:  # surnames swap only after a first name (or re-mentioned)
                         continue
                     homograph = word in lex.homographs
                     entry = (_GROUP, lex.axis, li, group, slot, rank, lex.capitalized_only, homograph, is_name)
                     table.setdefault(word, entry)
-        self._table = table
-        words = sorted(table, key=len, reverse=True)
-        body = r"(?<!\w)(?:" + _trie_regex(words) + r")(?!\w)"
-        # Matching lower-cased text with a case-sensitive pattern is about twice as fast as IGNORECASE; the
-        # IGNORECASE twin serves the rare text whose lower-casing changes its length (offsets would shift).
-        self._pattern = re.compile(body) if words else None
-        self._pattern_i = re.compile(body, re.IGNORECASE) if words else None
+        self.table = table
+        self.words = sorted(table, key=len, reverse=True)
+        self._pattern: re.Pattern | None = None
+        self._pattern_i: re.Pattern | None = None
+        self._blob: bytes | None = None
+        self.automaton = self.automaton_free = None
+        self.vocab_finder: Callable[[str], set[str]] | None = None
+        if use_automaton and _ahocorasick is not None and table:
+            # `automaton` holds every term (NER rows with person spans); `automaton_free` (free text) leaves out the
+            # one-word name homographs, which never swap outside a person span: dropping a one-word candidate that
+            # would be rejected changes no other match (no other term can start or end inside that word).
+            self.automaton, self.automaton_free = _ahocorasick.Automaton(), _ahocorasick.Automaton()
+            for word, entry in table.items():
+                key = _normalize(word)
+                self.automaton.add_word(key, len(word))
+                if not (_is_name_homograph(entry) and _ONE_WORD.fullmatch(word)):
+                    self.automaton_free.add_word(key, len(word))
+            self.automaton.make_automaton()
+            self._build_vocab()
+            if len(self.automaton_free):
+                self.automaton_free.make_automaton()
+            else:
+                self.automaton_free = None
+
+    def _build_vocab(self) -> None:
+        """An automaton over every one-word term of the group lexicons (surnames and homographs too)."""
+        words = {
+            w for lex in self.lexicons if isinstance(lex, GroupLexicon) for w in lex.index if _ONE_WORD.fullmatch(w)
+        }
+        if not words:
+            return
+        automaton = _ahocorasick.Automaton()
+        for w in words:
+            automaton.add_word(_normalize(w), len(w))
+        automaton.make_automaton()
+        self._vocab_words = frozenset(words)
+        self._vocab_automaton = automaton
+        self.vocab_finder = self._find_vocab
+
+    def _find_vocab(self, text: str) -> set[str]:
+        low = text.lower()
+        if len(low) != len(text):  # lower-casing moved characters: tokenise as ExampleState.words() does
+            return {w.lower() for w in _WORD.findall(text)} & self._vocab_words
+        words, exact, found = self._vocab_words, low.isascii(), set()
+        for j, n in self._vocab_automaton.iter(_normalize(low)):
+            s, e = j - n - 1, j - 1
+            w = low[s:e]
+            if w not in words:
+                continue
+            if not exact:
+                before, after = low[s - 1 : s] or " ", low[e : e + 1] or " "
+                if before.isalnum() or before == "_" or after.isalnum() or after == "_":
+                    continue
+            found.add(w)
+        return found
+
+    def __reduce__(self):  # never pickled: a Swapper pickles its key and lexicons instead
+        raise TypeError("_Compiled is rebuilt per process; pickle the Swapper")
+
+    def blob(self) -> bytes:
+        """The lexicons pickled once (what a pickled `Swapper` carries)."""
+        if self._blob is None:
+            self._blob = pickle.dumps(self.lexicons, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._blob
+
+    def pattern(self) -> re.Pattern | None:
+        """The case-sensitive trie regex over the terms (matched against lower-cased text)."""
+        if self._pattern is None and self.words:
+            self._pattern = re.compile(r"(?<!\w)(?:" + _trie_regex(self.words) + r")(?!\w)")
+        return self._pattern
+
+    def pattern_i(self) -> re.Pattern | None:
+        """The IGNORECASE twin, for text whose lower-casing changes its length (offsets would shift)."""
+        if self._pattern_i is None and self.words:
+            self._pattern_i = re.compile(r"(?<!\w)(?:" + _trie_regex(self.words) + r")(?!\w)", re.IGNORECASE)
+        return self._pattern_i
+
+
+# Compiled matchers of this process, by lexicon content (and matcher kind): built once per worker process.
+_COMPILED: dict[tuple[str, bool], _Compiled] = {}
+
+
+def _canonical(obj):
+    """A deterministic, hashable form of a lexicon field (sets sorted, mappings sorted by key)."""
+    if isinstance(obj, Mapping):
+        return tuple(sorted((str(k), _canonical(v)) for k, v in obj.items()))
+    if isinstance(obj, frozenset | set):
+        return tuple(sorted(_canonical(v) for v in obj))
+    if isinstance(obj, tuple | list):
+        return tuple(_canonical(v) for v in obj)
+    return obj
+
+
+# Digest of each lexicon object seen (lexicons are immutable; the object is kept so its id stays unique).
+_DIGESTS: dict[int, tuple[Lexicon, str]] = {}
+
+
+def _lexicon_digest(lex: Lexicon) -> str:
+    hit = _DIGESTS.get(id(lex))
+    if hit is not None and hit[0] is lex:
+        return hit[1]
+    parts = [(f.name, _canonical(getattr(lex, f.name))) for f in fields(lex) if f.name != "source"]
+    digest = hashlib.sha256(repr((lex.kind, parts)).encode("utf-8", "surrogatepass")).hexdigest()
+    if len(_DIGESTS) >= 256:
+        _DIGESTS.clear()
+    _DIGESTS[id(lex)] = (lex, digest)
+    return digest
+
+
+def lexicons_digest(lexicons: Sequence[Lexicon]) -> str:
+    """A content hash of `lexicons`, the same in every process (keys the compiled-matcher cache and fingerprints)."""
+    return hashlib.sha256("|".join(_lexicon_digest(lex) for lex in lexicons).encode()).hexdigest()[:32]
+
+
+def _compiled(lexicons: tuple[Lexicon, ...], key: str, use_automaton: bool) -> _Compiled:
+    got = _COMPILED.get((key, use_automaton))
+    if got is None:
+        got = _COMPILED[(key, use_automaton)] = _Compiled(lexicons, use_automaton)
+    return got
+
+
+class Swapper:
+    """Swaps the terms of the given lexicons in text, keeping case, offsets and per-example consistency.
+
+    `matcher="automaton"` (default; the regex when pyahocorasick is missing) or `"regex"` picks the matching engine;
+    both give the same output.
+    """
+
+    def __init__(self, lexicons: Sequence[Lexicon], seed: int = 0, *, matcher: str = "automaton") -> None:
+        """Build (or take from this process's cache) the lookup table and matcher of `lexicons` (earlier win)."""
+        if matcher not in ("automaton", "regex"):
+            raise ValueError(f"matcher {matcher!r} is not one of automaton, regex.")
+        lexicons = tuple(lexicons)
+        self.seed = int(seed)
+        self.matcher = matcher
+        self.key = lexicons_digest(lexicons)
+        self._init(_compiled(lexicons, self.key, matcher == "automaton"))
+
+    def _init(self, compiled: _Compiled) -> None:
+        self._c = compiled
+        self.lexicons = compiled.lexicons
+        self.axes = tuple(lex.axis for lex in self.lexicons)
+        self._table = compiled.table
+        self._stateful = compiled.stateful
+        self._automaton = compiled.automaton
+
+    def __getstate__(self) -> dict:
+        """Pickle the cache key, the seed and the lexicons as one bytes blob (cheap for dill and datasets hashing)."""
+        return {
+            "key": self.key,
+            "seed": self.seed,
+            "matcher": self.matcher,
+            "blob": self._c.blob(),
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        """Reuse this process's compiled matcher for the key, or build it once from the blob."""
+        self.key, self.seed, self.matcher = state["key"], state["seed"], state["matcher"]
+        use_automaton = self.matcher == "automaton"
+        got = _COMPILED.get((self.key, use_automaton))
+        if got is None:
+            got = _compiled(pickle.loads(state["blob"]), self.key, use_automaton)
+        self._init(got)
 
     # -- public API -------------------------------------------------------------------------------------------
     def new_state(self, texts: Sequence[str] = ()) -> ExampleState:
         """A fresh per-example state for the fields `texts`; their text seeds the group permutations."""
-        return ExampleState(key=example_key(texts), seed=self.seed, texts=tuple(texts))
+        return ExampleState(key=example_key(texts), seed=self.seed, texts=tuple(texts), vocab=self._c.vocab_finder)
 
     def counterfactual(self, text: str) -> str:
         """The counterfactual of `text` (the fast path of `swap`: same result, no `Edit` objects)."""
@@ -376,10 +604,10 @@ class Swapper:
 
     def terms_in(self, text: str) -> list[tuple[str, str, str]]:
         """(axis, matched text, group label or "") for every lexicon term found in `text` (no swapping)."""
-        if self._pattern is None:
+        if not self._table:
             return []
         out = []
-        for m in self._pattern_i.finditer(text):
+        for m in self._c.pattern_i().finditer(text):
             src = m.group()
             entry = self._lookup(src)
             if entry is None:
@@ -399,6 +627,42 @@ class Swapper:
         return out
 
     # -- internals --------------------------------------------------------------------------------------------
+    def _spans(self, text: str, low: str, free: bool = True) -> list[tuple[int, int]]:
+        """(start, end) of every term match, leftmost then longest, non-overlapping: one pass over the text.
+
+        `free`: free text (no person spans), where one-word name homographs are never candidates.
+        """
+        if len(low) != len(text):
+            return [m.span() for m in self._c.pattern_i().finditer(text)]
+        automaton = self._automaton
+        if automaton is None:
+            return [m.span() for m in self._c.pattern().finditer(low)]
+        if free:
+            automaton = self._c.automaton_free
+            if automaton is None:
+                return []
+        table = self._table
+        exact = low.isascii()  # then a space in the normalised text is exactly a non-word character
+        cands = []
+        for j, n in automaton.iter(_normalize(low)):
+            s, e = j - n - 1, j - 1
+            if low[s:e] not in table:  # another term with the same normalised form ("mr." / "mr,")
+                continue
+            if not exact:
+                before, after = low[s - 1 : s] or " ", low[e : e + 1] or " "
+                if before.isalnum() or before == "_" or after.isalnum() or after == "_":
+                    continue
+            cands.append((s, -e))
+        if len(cands) < 2:
+            return [(s, -ne) for s, ne in cands]
+        cands.sort()
+        out, pos = [], 0
+        for s, ne in cands:
+            if s >= pos:
+                out.append((s, -ne))
+                pos = -ne
+        return out
+
     def _lookup(self, src: str) -> tuple | None:
         entry = self._table.get(src.lower())
         if entry is None:  # IGNORECASE also matches odd Unicode case variants (Kelvin sign, long s)
@@ -409,16 +673,14 @@ class Swapper:
         self, text: str, state: ExampleState | None, name_spans: Sequence[tuple[int, int]] | None
     ) -> list[tuple[int, int, str, str]]:
         """(start, end, replacement, axis) for every swap in `text`, sorted and non-overlapping."""
-        if self._pattern is None:
+        if not self._table:
             return []
         table = self._table
         out: list[tuple[int, int, str, str]] = []
         covered = 0
         starts = [s for s, _ in name_spans] if name_spans is not None else None
         low = text.lower()
-        matches = self._pattern.finditer(low) if len(low) == len(text) else self._pattern_i.finditer(text)
-        for m in matches:
-            s, e = m.span()
+        for s, e in self._spans(text, low, name_spans is None):
             if s < covered:
                 continue
             src = text[s:e]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fairtune.cards.base import TOKEN_FIELDS
@@ -43,6 +43,39 @@ def redact_secrets(text: str, extra: Iterable[str | None] = ()) -> str:
 _FILLED_TOKEN_FIELD_RE = re.compile(
     r"""(?<![\w-])["']?(?:hub_token|push_to_hub_token)["']?\s*[:=]\s*["']?(?!null\b|None\b|~|<redacted>)[^\s"',}]+"""
 )
+
+
+#: flags whose value is a secret (`--hub_token X` or `--hub_token=X`)
+SECRET_FLAGS = ("--hub_token", "--hub-token", "--token", "--push_to_hub_token", "--push-to-hub-token")
+
+
+def redact_command(argv: Sequence[str]) -> list[str]:
+    """A copy of a command line with every token value replaced by `<redacted>`, for files fairtune writes.
+
+    Redacts the value after (or `=`-joined to) `--hub_token`, `--hub-token`, `--token`, `--push_to_hub_token`,
+    `HF_TOKEN=...`-style assignments, and anything that looks like a Hub token (`hf_` + 16 or more characters).
+    """
+    out: list[str] = []
+    redact_next = False
+    for arg in argv:
+        arg = str(arg)
+        if redact_next:
+            out.append(_REDACTED)
+            redact_next = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if name in SECRET_FLAGS:
+            if eq:
+                out.append(f"{name}={_REDACTED}")
+            else:
+                out.append(arg)
+                redact_next = True
+            continue
+        if eq and name.upper() in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN"):
+            out.append(f"{name}={_REDACTED}")
+            continue
+        out.append(_HF_TOKEN_RE.sub(_REDACTED, arg))
+    return out
 
 
 def find_secret(text: str) -> str | None:

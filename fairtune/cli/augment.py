@@ -1,17 +1,17 @@
-"""`fairtune augment`: write a counterfactually augmented copy of a text, classification, QA or NER file."""
+"""`fairtune augment`: write a counterfactually augmented copy of a text, classification, QA or NER file.
+
+The input is read, augmented and written a chunk of rows at a time (JSONL, Parquet and CSV are streamed; a .json
+document is read whole), so files larger than memory work; `--num-proc N` augments chunks in N processes.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from fairtune.augment.datasets import CF_EDITS, CF_SOURCE, MODES, TASKS, normalize_mode
-from fairtune.data.squad import flatten_squad
-
-FORMATS = (".json", ".jsonl", ".parquet", ".csv")
+from fairtune.augment.datasets import CF_EDITS, CF_TOKEN_MAP, MODES, TASKS, normalize_mode
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,12 +38,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--mode",
         default="two_sided",
         choices=[*MODES, *(m.replace("_", "-") for m in MODES)],
-        help="two_sided: originals each followed by its counterfactual; one_sided: replace in place",
+        help="two_sided: originals each followed by its counterfactual; one_sided: replace in place; "
+        "neutralize: replace protected terms with neutral ones in place (he/she -> they, man/woman -> person)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the per-example choices of multi-group axes")
     p.add_argument("--lexicon", action="append", default=[], metavar="FILE", help="extra lexicon file (.json/.tsv)")
     p.add_argument("--label-names", default=None, help="NER: comma-separated tag names when ner_tags are ints")
-    p.add_argument("--num-proc", type=int, default=None, help="processes for datasets.map")
+    p.add_argument(
+        "--num-proc", type=int, default=None, help="worker processes augmenting chunks in parallel (default: one)"
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=1000,
+        help="rows read, augmented and written at a time (memory is flat in the input size)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
@@ -52,101 +62,80 @@ def _fail(message: str) -> int:
     return 2
 
 
-def read_rows(path: Path, task: str) -> Any:
-    """Load IN as a `datasets.Dataset` (SQuAD v1 nested JSON is flattened for `--task qa`)."""
-    from datasets import Dataset
+class _Progress:
+    """A tqdm bar over the input (bytes or rows, total known); updated once per chunk."""
 
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise FileNotFoundError(f"--input: {path} does not exist.")
-    if suffix not in FORMATS:
-        raise ValueError(f"--input: unknown format {suffix!r}; use one of {', '.join(FORMATS)}.")
-    if suffix == ".csv" and task in ("qa", "ner"):
-        raise ValueError(f"--input: csv holds only flat text rows; for --task {task} use .json, .jsonl or .parquet.")
-    if suffix == ".parquet":
-        return Dataset.from_parquet(str(path))
-    if suffix == ".csv":
-        return Dataset.from_csv(str(path))
-    text = path.read_text(encoding="utf-8")
-    if suffix == ".jsonl":
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    else:
-        data = json.loads(text)
-        if isinstance(data, dict) and isinstance(data.get("data"), list):
-            if task != "qa" or not data["data"] or "paragraphs" not in data["data"][0]:
-                rows = data["data"]
-            else:
-                rows = flatten_squad(data)
-        elif isinstance(data, list):
-            rows = data
-        else:
-            raise ValueError("--input: JSON must be a list of rows, {'data': [rows]} or SQuAD v1 nested JSON.")
-    if not rows:
-        raise ValueError(f"--input: {path} has no rows.")
-    return Dataset.from_list(rows)
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.last = 0
 
+    def __call__(self, done: int, total: int, unit: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
 
-def write_rows(ds: Any, path: Path, task: str) -> None:
-    """Write OUT in the format its suffix names."""
-    suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        ds.to_parquet(str(path))
-        return
-    rows = ds.to_list()
-    if suffix == ".csv":
-        import csv
+            self.bar = tqdm(total=total, unit=unit, unit_scale=True, desc="fairtune augment", file=sys.stderr)
+        self.bar.update(max(0, done - self.last))
+        self.last = done
 
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(ds.column_names))
-            writer.writeheader()
-            for row in rows:
-                row[CF_EDITS] = json.dumps(row[CF_EDITS])
-                writer.writerow(row)
-        return
-    with open(path, "w", encoding="utf-8") as fh:
-        if suffix == ".jsonl":
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        else:
-            json.dump(rows, fh, ensure_ascii=False)
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `fairtune augment`; returns the exit code (2 with a message naming the flag on bad input)."""
+    from fairtune.augment import stream
     from fairtune.augment.augmenter import CounterfactualAugmenter
+    from fairtune.augment.datasets import BatchAugmenter, check_columns, default_text_columns, normalize_task
 
     out = Path(args.output)
-    if out.suffix.lower() not in FORMATS:
-        return _fail(f"--output: unknown format {out.suffix!r}; use one of {', '.join(FORMATS)}.")
-    if out.suffix.lower() == ".csv" and args.task in ("qa", "ner"):
-        return _fail(
-            f"--output: csv holds only flat text rows; for --task {args.task} write .json, .jsonl or .parquet."
-        )
     if args.text_columns and args.task in ("qa", "ner"):
         return _fail(f"--text-column applies to --task text/classification; {args.task} rows have fixed columns.")
+    if args.num_proc is not None and args.num_proc < 1:
+        return _fail(f"--num-proc must be at least 1, got {args.num_proc}.")
+    bar = _Progress(not args.no_progress)
     try:
+        stream.check_format(out, "--output", args.task)
         mode = normalize_mode(args.mode)
+        task = normalize_task(args.task)
         axes = [a.strip() for a in args.axes.split(",") if a.strip()]
         aug = CounterfactualAugmenter(axes=axes, seed=args.seed, lexicons=args.lexicon)
-        ds = read_rows(Path(args.input), args.task)
-        label_names = [n.strip() for n in args.label_names.split(",")] if args.label_names else None
-        result = aug.augment_dataset(
-            ds,
-            task=args.task,
-            mode=mode,
-            text_columns=args.text_columns,
-            label_names=label_names,
+        swapper = aug.swapper_for(mode)
+        source = stream.open_source(Path(args.input), task, args.chunk_rows)
+        if Path(args.input).resolve() == out.resolve():
+            raise ValueError("--output is the --input file; write the augmented copy to another path.")
+        label_names = [n.strip() for n in args.label_names.split(",")] if args.label_names else source.label_names
+
+        def make_fn(columns: list[str]) -> BatchAugmenter:
+            text_columns: list[str] = []
+            if task in ("text", "classification"):
+                text_columns = list(args.text_columns) if args.text_columns else default_text_columns(columns)
+            check_columns(columns, task, text_columns)
+            return BatchAugmenter(swapper, task, mode, text_columns, label_names)
+
+        stats = stream.augment_file(
+            make_fn,
+            source,
+            out,
+            task=task,
+            edits_column=CF_TOKEN_MAP if task == "ner" else CF_EDITS,
             num_proc=args.num_proc,
+            progress=bar,
         )
-        write_rows(result, out, args.task)
     except (ValueError, FileNotFoundError) as err:
         msg = str(err)
-        if "unknown axis" in msg:
+        if "unknown axis" in msg or "neutralize" in msg and "axes" in msg:
             msg = f"--axes: {msg}"
         elif msg.startswith("lexicon "):
             msg = f"--lexicon: {msg}"
         return _fail(msg)
-    n_cf = sum(1 for s in result[CF_SOURCE] if s >= 0)
-    print(f"fairtune augment: {len(ds)} input rows -> {len(result)} rows ({n_cf} counterfactuals, {mode}) in {out}")
+    finally:
+        bar.close()
+    print(
+        f"fairtune augment: {stats.rows_in} input rows -> {stats.rows_out} rows "
+        f"({stats.counterfactuals} {'neutralized' if mode == 'neutralize' else 'counterfactuals'}, {mode}) in {out}"
+    )
     return 0

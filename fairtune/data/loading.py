@@ -18,6 +18,8 @@ from datasets import Dataset, DatasetDict
 
 from fairtune.balance import row_balance_weights
 from fairtune.columns import GROUP_KEY, IS_CF_KEY, PAIR_KEY, WEIGHT_KEY
+from fairtune.data.validation import check_data_file
+from fairtune.errors import FairtuneError
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +32,15 @@ def _builder(path: str) -> str:
 
 
 def load_raw_datasets(data_args) -> DatasetDict:
-    """Load `dataset_name` (a parquet-backed Hub dataset, or `demo`) or the train/validation/test files."""
+    """Load `dataset_name` (a parquet-backed Hub dataset, `demo`, or `redditbias` from `data_dir`) or local files."""
     if data_args.dataset_name == "demo":
         from fairtune.demo_data import load_demo_dataset
 
         return load_demo_dataset()
+    if data_args.dataset_name == "redditbias":
+        from fairtune.data.redditbias import DEFAULT_DATA_DIR, load_redditbias
+
+        return load_redditbias(getattr(data_args, "data_dir", None) or DEFAULT_DATA_DIR)[0]
     if data_args.dataset_name:
         try:
             raw = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name)
@@ -64,10 +70,24 @@ def load_raw_datasets(data_args) -> DatasetDict:
         )
     out = DatasetDict()
     for split, path in files.items():
-        if not Path(path).is_file():
+        if not Path(path).is_file() and not Path(path).is_dir():
             raise FileNotFoundError(f"`{split}_file`: {path!r} does not exist.")
-        out[split] = datasets.load_dataset(_builder(path), data_files={split: str(path)}, split=split)
+        out[split] = read_data_file(path, f"{split}_file", split)
     return out
+
+
+def read_data_file(path: str | Path, field: str, split: str = "train") -> Dataset:
+    """One local csv/json/jsonl/parquet file as a Dataset, its bytes checked first (encoding, JSON lines, CSV rows).
+
+    Whatever `datasets` still cannot read becomes a `FairtuneError` naming the file, not a deep traceback.
+    """
+    check_data_file(path, field)
+    try:
+        return datasets.load_dataset(_builder(str(path)), data_files={split: str(path)}, split=split)
+    except Exception as err:  # noqa: BLE001 - the door: any reader failure on a user's file is a user error
+        cause = err.__cause__ or err.__context__ or err
+        detail = " ".join(str(cause).split())[:300] or type(cause).__name__
+        raise FairtuneError(f"`{field}`: datasets could not read {path}: {detail}") from err
 
 
 def _missing(value: Any) -> bool:

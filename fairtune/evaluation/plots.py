@@ -22,6 +22,20 @@ def _values(result: SuiteResult, rows: list[str], column: str) -> tuple[np.ndarr
     return heights, err
 
 
+def label_bars(ax, bars, values: np.ndarray) -> None:
+    """Write each bar's value above it, so a zero-height bar reads "0.00" instead of an empty slot ("n/a": NaN)."""
+    for bar, v in zip(bars, values):
+        ax.annotate(
+            "n/a" if not np.isfinite(v) else f"{v:.2f}",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=6,
+        )
+
+
 def plot_breakdown(result: SuiteResult, path: str | Path, baseline: SuiteResult | None = None) -> Path | None:
     """Bar chart of the suite's `plot_columns` per breakdown row (after vs before when a baseline is given)."""
     if not result.breakdown or not result.plot_columns:
@@ -41,17 +55,32 @@ def plot_breakdown(result: SuiteResult, path: str | Path, baseline: SuiteResult 
     for ax, col in zip(axes[0], cols):
         if baseline is not None:
             bh, be = _values(baseline, rows, col)
-            ax.bar(x - width / 2, bh, width, yerr=be, capsize=3, label="before (baseline)", color="#bbbbbb")
+            bars = ax.bar(
+                x - width / 2,
+                np.nan_to_num(bh),
+                width,
+                yerr=be,
+                capsize=3,
+                label="before (baseline)",
+                color="#bbbbbb",
+                edgecolor="black",
+                linewidth=0.5,
+            )
+            label_bars(ax, bars, bh)
         h, e = _values(result, rows, col)
-        ax.bar(
+        bars = ax.bar(
             x + (width / 2 if baseline is not None else 0),
-            h,
+            np.nan_to_num(h),
             width,
             yerr=e,
             capsize=3,
             label="after" if baseline is not None else None,
             color="#3b75af",
+            edgecolor="black",
+            linewidth=0.5,
         )
+        label_bars(ax, bars, h)
+        ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x)
         ax.set_xticklabels(rows, rotation=45, ha="right", fontsize=8)
         ax.set_title(f"{result.suite}: {col} by {result.breakdown_label}")

@@ -1,7 +1,8 @@
 """Maintainer script: rebuild the name and identity-term lexicons from the public sources in ../shared/data.
 
 Not imported at run time (the package only reads the JSON files written here). Run it from the repository root:
-`python fairtune/augment/lexicons/_build.py [DATA_DIR]`. `gender.json` is curated by hand and not touched.
+`python fairtune/augment/lexicons/_build.py [DATA_DIR]`. `gender.json` is curated by hand and not touched;
+`neutral.json` is curated by hand except its `names` list.
 The curation choices (thresholds, homographs, plural forms) live here so that a rebuild gives the same files.
 """
 
@@ -104,27 +105,96 @@ def gendered_first_names(data: Path) -> tuple[list[str], list[str]]:
     return [_title(n) for _, n in fem], [_title(n) for _, n in mal]
 
 
+NYC_ETHNICITY = {"HISPANIC": "hispanic", "WHITE": "white", "BLACK": "black", "ASIAN": "asian"}
+ETHNICITIES = ("white", "black", "hispanic", "asian")
+
+
+def _tzioumis_groups(data: Path) -> dict[str, str]:
+    """Title-cased first name -> race/ethnicity group whose share of bearers is at least RACE_SHARE (Tzioumis)."""
+    out = {}
+    with open(data / "name_lists" / "tzioumis2018_firstnames_by_race.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            name = _title(row["firstname"].strip())
+            col = max(RACE_COLUMNS, key=lambda c: float(row[c] or 0))
+            if float(row[col] or 0) >= RACE_SHARE:
+                out[name] = RACE_COLUMNS[col]
+    return out
+
+
+def _nyc_groups(data: Path) -> dict[tuple[str, str], str]:
+    """(Title-cased name, gender) -> the NYC birth ethnicity holding at least RACE_SHARE % of its births, 2011-2017.
+
+    NYC Open Data "Popular Baby Names" (duplicate rows dropped; abbreviated ethnicity labels merged).
+    """
+    seen: set[tuple] = set()
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    with open(data / "name_lists" / "Popular_Baby_Names.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            name = _title(row["Child's First Name"].strip())
+            gender = row["Gender"].strip().lower()
+            eth = next(v for k, v in NYC_ETHNICITY.items() if row["Ethnicity"].strip().upper().startswith(k))
+            key = (row["Year of Birth"].strip(), gender, eth, name)
+            if key in seen:
+                continue
+            seen.add(key)
+            cell = counts.setdefault((name, gender), {})
+            cell[eth] = cell.get(eth, 0) + int(row["Count"])
+    out = {}
+    for key, cell in counts.items():
+        eth, n = max(cell.items(), key=lambda kv: (kv[1], kv[0]))
+        if 100.0 * n / sum(cell.values()) >= RACE_SHARE:
+            out[key] = eth
+    return out
+
+
+def name_ethnicity(data: Path) -> dict[str, str]:
+    """First name -> race/ethnicity block: the Tzioumis group (as in names_race.json), else `<group>_nyc`, the NYC
+    birth ethnicity (kept apart, so a name that names_race knows never pairs with one it does not)."""
+    fem, mal = gendered_first_names(data)
+    tz, nyc = _tzioumis_groups(data), _nyc_groups(data)
+    out = {}
+    for names, gender in ((fem, "female"), (mal, "male")):
+        for n in names:
+            if n in tz:
+                out[n] = tz[n]
+            elif (n, gender) in nyc:
+                out[n] = nyc[(n, gender)] + "_nyc"
+    return out
+
+
 def build_names(data: Path) -> dict:
     fem, mal = gendered_first_names(data)
     homo = {_title(h) for h in HOMOGRAPHS}
-    # Homographs pair with homographs and other names with other names, so that the names swapped in free text
-    # (homographs are not) form a bijection: swapping twice gives the text back.
-    pairs = []
-    for keep in (lambda n: n not in homo, lambda n: n in homo):
-        f, m = [n for n in fem if keep(n)], [n for n in mal if keep(n)]
-        pairs += [[m[i], f[i]] for i in range(min(len(f), len(m)))]
-    paired = {n for p in pairs for n in p}
+    ethnicity = name_ethnicity(data)
+    # Female and male names are paired by frequency rank *within* one race/ethnicity (a gender swap keeps the
+    # name's likely race; names with no known group pair among themselves), and homographs pair with homographs,
+    # so that the names swapped in free text (homographs are not) form a bijection: swapping twice is identity.
+    blocks: dict[str, list] = {}
+    for eth in (*ETHNICITIES, *(e + "_nyc" for e in ETHNICITIES), None):
+        for is_homograph in (False, True):
+
+            def keep(n: str, eth=eth, is_homograph=is_homograph) -> bool:
+                return ethnicity.get(n) == eth and (n in homo) == is_homograph
+
+            f, m = [n for n in fem if keep(n)], [n for n in mal if keep(n)]
+            name = (eth or "unknown") + ("_homographs" if is_homograph else "")
+            blocks[name] = [[m[i], f[i]] for i in range(min(len(f), len(m)))]
+    paired = {n for pairs in blocks.values() for p in pairs for n in p}
     return {
         "axis": "names",
         "kind": "pairs",
         "description": (
-            "US first names by gender (Census 1990), female and male names paired by frequency rank so that a "
-            "name always maps to the same name (homographs pair with homographs); names whose gender share is under "
-            f"{GENDER_SHARE:.0%} are left out. Each pair is written [male, female]."
+            "US first names by gender (Census 1990; names whose gender share is under "
+            f"{GENDER_SHARE:.0%} are left out), female and male names paired by frequency rank within one "
+            "race/ethnicity (Tzioumis 2018, as in names_race.json; `_nyc` blocks: names Tzioumis does not place, "
+            "by NYC Popular Baby Names 2011-2017 birth ethnicity; a group holds at least "
+            f"{RACE_SHARE:.0f}% of bearers), so that a gender swap keeps the name's likely race. Each block is one "
+            "race/ethnicity (`unknown`: no group known; `_homographs`: names that are also words, paired among "
+            "themselves). Each pair is written [male, female]."
         ),
         "columns": ["male", "female"],
         "capitalized_only": True,
-        "pairs": pairs,
+        "pairs": blocks,
         "homographs": sorted({h for h in HOMOGRAPHS if _title(h) in paired}),
     }
 
@@ -205,7 +275,28 @@ def _dump(obj: dict, path: Path) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
+# Census 1990 first names borne about equally by women and men: the neutral names of mode `neutralize`.
+NEUTRAL_SHARE = (0.3, 0.7)
+NEUTRAL_COUNT = 20
+
+
+def neutral_names(data: Path) -> list[str]:
+    """The NEUTRAL_COUNT most frequent names whose female share is within NEUTRAL_SHARE (homographs left out)."""
+    female = _census_first(data / "name_lists" / "dist.female.first.txt")
+    male = _census_first(data / "name_lists" / "dist.male.first.txt")
+    homo = set(HOMOGRAPHS)
+    cands = []
+    for name in set(female) & set(male):
+        f, m = female[name], male[name]
+        if NEUTRAL_SHARE[0] <= f / (f + m) <= NEUTRAL_SHARE[1] and name not in homo and re.fullmatch(r"[a-z]+", name):
+            cands.append((-(f + m), name))
+    return [_title(n) for _, n in sorted(cands)[:NEUTRAL_COUNT]]
+
+
 def main(data: Path) -> None:
+    neutral = json.loads((HERE / "neutral.json").read_text(encoding="utf-8"))  # curated; only `names` is rebuilt
+    neutral["names"] = neutral_names(data)
+    _dump(neutral, HERE / "neutral.json")
     _dump(build_names(data), HERE / "names.json")
     _dump(build_names_race(data), HERE / "names_race.json")
     _dump(build_identity(data, "religion", "Religion", RELIGION_PLURALS), HERE / "religion.json")

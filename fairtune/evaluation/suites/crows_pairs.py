@@ -132,7 +132,8 @@ def causal_pair_scores(
 
 
 def run(loaded: LoadedModel, options: Options, settings: EvalSettings) -> SuiteResult:
-    """Score every pair and compute `crows_pairs_score` overall and per bias type, with bootstrap intervals."""
+    """Score every pair: `crows_pairs_score` overall and per bias type, the official stereotype / anti-stereotype
+    sub-scores, with bootstrap intervals."""
     require_kind(loaded, NAME, ("masked_lm", "causal_lm"))
     path = resolve_data(
         options.data,
@@ -151,10 +152,11 @@ def run(loaded: LoadedModel, options: Options, settings: EvalSettings) -> SuiteR
             loaded.model, loaded.tokenizer, pairs, batch_size=settings.batch_size, progress=settings.progress
         )
     types = [r["bias_type"] for r in rows]
-    scores = crows_pairs_score(more, less, types)
+    directions = [r["direction"] for r in rows]
+    scores = crows_pairs_score(more, less, types, directions=directions)
     intervals = bootstrap_intervals(
-        lambda m, le, t: _for_ci(crows_pairs_score(m, le, t)),
-        [more, less, np.asarray(types, dtype=object)],
+        lambda m, le, t, d: _for_ci(crows_pairs_score(m, le, t, directions=d)),
+        [more, less, np.asarray(types, dtype=object), np.asarray(directions, dtype=object)],
         n_resamples=settings.n_bootstrap,
         confidence=settings.confidence,
         seed=settings.seed,
@@ -168,6 +170,8 @@ def run(loaded: LoadedModel, options: Options, settings: EvalSettings) -> SuiteR
         metrics={
             "crows_pairs_score": scores["crows_pairs_score"],
             "crows_pairs_neutral": scores["crows_pairs_neutral"],
+            "crows_pairs_stereo_score": scores["crows_pairs_stereo_score"],
+            "crows_pairs_antistereo_score": scores["crows_pairs_antistereo_score"],
         },
         intervals=intervals,
         breakdown=breakdown,
@@ -175,6 +179,8 @@ def run(loaded: LoadedModel, options: Options, settings: EvalSettings) -> SuiteR
         plot_columns=["crows_pairs_score"],
         details={
             "n_pairs": scores["n_pairs"],
+            "n_stereo": scores["n_stereo"],
+            "n_antistereo": scores["n_antistereo"],
             "method": "pseudo-log-likelihood" if loaded.kind == "masked_lm" else "log-likelihood",
             "data": str(path),
         },
@@ -184,7 +190,8 @@ def run(loaded: LoadedModel, options: Options, settings: EvalSettings) -> SuiteR
 
 def _for_ci(scores: dict[str, Any]) -> dict[str, Any]:
     """Reshape per-bias-type scores to the `<row>/<column>` keys the report reads."""
-    out = {"crows_pairs_score": scores["crows_pairs_score"], "crows_pairs_neutral": scores["crows_pairs_neutral"]}
+    keys = ("crows_pairs_score", "crows_pairs_neutral", "crows_pairs_stereo_score", "crows_pairs_antistereo_score")
+    out = {k: scores[k] for k in keys if k in scores}
     for t, v in scores.get("per_bias_type", {}).items():
         out[t] = {"crows_pairs_score": v["crows_pairs_score"]}
     return out

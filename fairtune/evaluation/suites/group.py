@@ -1,4 +1,9 @@
-"""`group` suite: per-group accuracy, F1, TPR, FPR, selection rate and the parity gaps, with bootstrap intervals."""
+"""`group` suite: per-group accuracy, F1, TPR, FPR, selection rate and the parity gaps, with bootstrap intervals.
+
+With scores (the model's probabilities, or a `score` column in a predictions file) on binary data it adds the
+bias coefficient (`fairtune.metrics.residuals`): each group's mean residual (label minus positive-class score) in
+the per-group table and the spread between groups, `bias_coefficient_gap`, as a headline metric.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from fairtune.evaluation.predict import classifier_probs
 from fairtune.evaluation.tables import encode_labels, load_table, require_columns
 from fairtune.metrics.bootstrap import bootstrap_intervals
 from fairtune.metrics.group import HEADLINE_METRICS
+from fairtune.metrics.residuals import bias_coefficient
 
 NAME = "group"
 HEADLINE = HEADLINE_METRICS
@@ -24,7 +30,8 @@ class Options:
 
     Args:
         data: labelled data with a group column (file or Hub id), classified with the model.
-        predictions: instead of a model, a json/jsonl/csv file with `prediction`, `label`, `group` columns.
+        predictions: instead of a model, a json/jsonl/csv file with `prediction`, `label`, `group` columns (and
+            optionally `score`, the positive-class probability, for the bias coefficient).
         split: split of a Hub data set.
         text_column, label_column, group_column: column names in `data`.
         max_examples: evaluate only the first N rows.
@@ -43,22 +50,29 @@ class Options:
 
 @dataclass
 class GroupInputs:
-    """Row-aligned labels, predictions, groups, and (for a model) class probabilities."""
+    """Row-aligned labels, predictions, groups, (for a model) class probabilities, and positive-class scores."""
 
     y_true: np.ndarray
     y_pred: np.ndarray
     groups: np.ndarray
     probs: np.ndarray | None = None
+    scores: np.ndarray | None = None
 
 
 def predictions_inputs(path: str) -> GroupInputs:
     """Read a predictions file (json, jsonl or csv with prediction, label, group)."""
     df = load_table(path)
     require_columns(df, ["prediction", "label", "group"], f"predictions file {path}")
+    scores = None
+    if "score" in df.columns:
+        scores = np.asarray(df["score"], dtype=float)
+        if not np.all((scores >= 0) & (scores <= 1)):
+            raise ValueError(f"predictions file {path}: `score` must be the positive-class probability, in [0, 1].")
     return GroupInputs(
         y_true=encode_labels(df["label"], None),
         y_pred=encode_labels(df["prediction"], None),
         groups=np.asarray([None if _na(g) else g for g in df["group"]], dtype=object),
+        scores=scores,
     )
 
 
@@ -93,6 +107,7 @@ def model_inputs(loaded: LoadedModel, options: Options, settings: EvalSettings) 
         y_pred=probs.argmax(1),
         groups=np.asarray([None if _na(g) else g for g in df[options.group_column]], dtype=object),
         probs=probs,
+        scores=probs[:, 1] if probs.shape[1] == 2 else None,
     )
 
 
@@ -102,14 +117,31 @@ def group_metrics_with_intervals(
     """Metrics from `fairtune.metrics.group` and bootstrap intervals keyed like the report expects."""
     from fairtune.metrics.group import group_fairness_metrics
 
-    def fn(yt, yp, g):
+    with_scores = inputs.scores is not None and len(labels) <= 2
+
+    def fn(yt, yp, g, *s):
         r = group_fairness_metrics(yt, yp, list(g), labels=labels)
-        return {**{k: r[k] for k in HEADLINE}, **r["per_group"]}
+        out = {**{k: r[k] for k in HEADLINE}, **r["per_group"]}
+        if s:
+            bias = bias_coefficient(yt, s[0], list(g))
+            out["bias_coefficient_gap"] = bias["bias_coefficient_gap"]
+            for group, stats in bias["per_group"].items():
+                out.setdefault(group, {})["mean_residual"] = stats["mean_residual"]
+        return out
 
     result = group_fairness_metrics(inputs.y_true, inputs.y_pred, list(inputs.groups), labels=labels)
+    if with_scores:
+        bias = bias_coefficient(inputs.y_true, inputs.scores, list(inputs.groups), confidence=settings.confidence)
+        result["bias_coefficient_gap"] = bias["bias_coefficient_gap"]
+        for group, stats in bias["per_group"].items():
+            if group in result["per_group"]:
+                result["per_group"][group].update(
+                    {k: stats[k] for k in ("mean_residual", "residual_std") if k in stats}
+                )
+    arrays = [inputs.y_true, inputs.y_pred, inputs.groups] + ([inputs.scores] if with_scores else [])
     intervals = bootstrap_intervals(
         fn,
-        [inputs.y_true, inputs.y_pred, inputs.groups],
+        arrays,
         n_resamples=settings.n_bootstrap,
         confidence=settings.confidence,
         seed=settings.seed,
@@ -149,10 +181,15 @@ def run(
         )
     result, intervals = group_metrics_with_intervals(inputs, settings, labels)
     binary = len(labels) <= 2
+    if "bias_coefficient_gap" in result:
+        notes.append(
+            "bias_coefficient_gap: the spread (max - min over groups) of each group's mean residual, label minus the "
+            "positive-class score (per group: mean_residual); 0 when every group is mis-scored alike."
+        )
     details["per_group"] = result["per_group"]
     return SuiteResult(
         suite=NAME,
-        metrics={k: result[k] for k in HEADLINE},
+        metrics={k: result[k] for k in (*HEADLINE, "bias_coefficient_gap") if k in result},
         intervals=intervals,
         breakdown=result["per_group"],
         breakdown_label="group",

@@ -1,0 +1,614 @@
+"""The span-aware swapping engine: text -> (counterfactual text, character-offset edits).
+
+One precompiled regular expression (a trie of every lexicon term of the enabled axes, case-insensitive, Unicode
+word boundaries) finds the candidate words, so Python runs only on the few words that swap, never per token.
+Each match is checked (capitalization for proper nouns, homographs, person spans), resolved (her -> him | his and
+his -> her | hers from the following and preceding words), given the source's case (lower, Title, UPPER) and
+recorded as an `Edit` with source and target offsets. Possessives and contractions keep their suffix (mother's ->
+father's, he'd -> she'd) because the suffix is outside the matched word; punctuation and quotes are never touched.
+
+Names and identity terms are kept consistent within one example (every field of a QA row shares one
+`ExampleState`): the same name always gets the same replacement, a surname after a swapped first name moves with
+it and its later bare mentions follow. Multi-group axes (religion, nationality, names_race) pick a derangement of
+their groups per example from `seed` and the example's text, so the output is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+import zlib
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from fairtune.augment.lexicon import NAME_AXES, SURNAME_SLOT, GroupLexicon, Lexicon, PairLexicon
+
+# ---------------------------------------------------------------------------------------------------------------
+# English context rules for her -> him | his and his -> her | hers.
+# ---------------------------------------------------------------------------------------------------------------
+_DETERMINERS = (
+    "a an the this that these those some any every each no all both either neither another such what which whose"
+)
+_PREPOSITIONS = (
+    "to for about in into on onto at by with without from of off out up down over under through across after before "
+    "around during since until till toward towards against among between behind beyond near like unlike despite "
+    "upon within via along past per than as"
+)
+_CONJUNCTIONS = (
+    "and or but nor so yet because if when whenever while where wherever why how whether though although unless once"
+)
+_PRONOUNS = (
+    "i you he she it we they me him us them myself yourself himself herself itself ourselves themselves something "
+    "anything everything nothing someone anyone everyone somebody anybody everybody nobody who whom"
+)
+_AUXILIARIES = (
+    "is was are were be been being am has have had do does did will would shall should can could may might must"
+)
+_PARTICLES = (
+    "not never again away back down up out off over too also well instead anywhere everywhere somewhere nowhere there "
+    "here then now today tomorrow tonight yesterday already still just even ever always often sometimes soon later "
+    "alone together indeed enough twice please less more home"
+)
+# A word after "her" that starts a new constituent: "her" is then the object (him).
+_OBJECT_NEXT = frozenset(
+    " ".join([_DETERMINERS, _PREPOSITIONS, _CONJUNCTIONS, _PRONOUNS, _AUXILIARIES, _PARTICLES]).split()
+)
+# Words that may follow a possessive "his"/"her" although they are in _OBJECT_NEXT ("his own", "her first").
+_NP_START = frozenset("own very most least many few much other only first last next best".split())
+# After "his", these mean "his" stands alone (hers): "the book is his", "a friend of his in Rome".
+_INDEPENDENT_NEXT = _OBJECT_NEXT - _NP_START - frozenset(_DETERMINERS.split()) - {"that", "more", "less", "home"}
+_PREPOSITION_SET = frozenset(_PREPOSITIONS.split()) - {"as", "than", "like", "up", "down", "out", "off", "over"}
+# Base-form verbs that follow an object ("let her go", "helped her settle"), rarely nouns after a possessive.
+_BASE_VERBS = frozenset(
+    "be go come leave stay feel know think do get make take see hear cry win lose speak talk sing sleep eat understand "
+    "believe remember forget decide wait stop try want need become seem pay buy sell finish start begin continue enjoy "
+    "settle find keep carry bring use sit stand fall die live choose learn read write drive fly ask tell say give show "
+    "meet join marry open close listen relax sign explain apply attend prepare receive recover succeed fail improve "
+    "grow laugh".split()
+)
+# -ly words that are adjectives or nouns, not adverbs ("her family", "his only son").
+_LY_NOT_ADVERB = frozenset(
+    "family only early lovely ugly friendly elderly daily weekly monthly yearly holy silly jolly belly bully lily ally "
+    "rally fly july italy reply supply assembly lonely curly costly deadly orderly timely worldly lively chilly jelly "
+    "homely comely ghostly burly surly wily oily woolly smelly hilly bodily likely unlikely heavenly beastly".split()
+)
+# Adjectives used as predicates after an object ("keep her safe", "treated her bad").
+_PREDICATE_ADJ = frozenset(
+    "happy sad safe bad good sick ill angry upset mad crazy alive dead free busy calm quiet comfortable warm cold "
+    "wrong right late".split()
+)
+# Verbs taking two objects: "gave her advice" (him) unless the noun phrase is followed by "to"/"for".
+_DITRANSITIVE = frozenset(
+    "give gives gave given giving hand hands handed handing tell tells told telling offer offers offered offering "
+    "send sends sent sending show shows showed shown showing sell sells sold selling teach teaches taught teaching "
+    "owe owes owed lend lends lent wish wishes wished promise promises promised charge charges charged charging "
+    "provide provides provided providing pay pays paid paying ask asks asked award "
+    "awarded grant granted deny denied denies cost costs fetch fetched serve served".split()
+)
+_SECOND_OBJECT = frozenset("a an the this that these those some his her my your their our its".split())
+_TRANSPARENT = frozenset("]})\"'“”‘’»«*_")
+_TOKEN = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.]*|[^\w\s]")
+_PREV_WORD = re.compile(r"([^\W\d_][\w'’-]*)[\s\[\(\{\"'“‘«*_]*\Z")
+_FOLLOWING_WORD = re.compile(r"[ \t]+([^\W\d_][\w'’-]*)")
+_WORD = re.compile(r"\w+")
+
+
+def _tokens_after(text: str, pos: int, n: int) -> list[str]:
+    """The next `n` tokens after `pos` (lower-cased words, numbers, punctuation), closing brackets/quotes skipped."""
+    out: list[str] = []
+    for m in _TOKEN.finditer(text, pos):
+        tok = m.group()
+        if tok in _TRANSPARENT:
+            continue
+        out.append(tok.lower())
+        if len(out) == n:
+            break
+    return out
+
+
+def _prev_word(text: str, pos: int) -> str:
+    m = _PREV_WORD.search(text, max(0, pos - 40), pos)
+    return m.group(1).lower() if m else ""
+
+
+def _is_punct(tok: str | None) -> bool:
+    return tok is None or not (tok[0].isalnum())
+
+
+def resolve_her(text: str, start: int, end: int) -> str:
+    """Whether "her" at text[start:end] is an object ("object" -> him) or a possessive ("possessive" -> his)."""
+    toks = _tokens_after(text, end, 8)
+    nxt = toks[0] if toks else None
+    if _is_punct(nxt):
+        return "object"
+    assert nxt is not None
+    prev = _prev_word(text, start)
+    if nxt in ("home", "back") and prev in _PREPOSITION_SET:
+        return "possessive"
+    if nxt in _OBJECT_NEXT and nxt not in _NP_START:
+        return "object"
+    if nxt.endswith("ly") and len(nxt) > 4 and nxt not in _LY_NOT_ADVERB:
+        return "object"
+    if nxt in _BASE_VERBS:
+        return "object"
+    nxt2 = toks[1] if len(toks) > 1 else None
+    if nxt.endswith("ed") and nxt2 is not None and (nxt2 in _DETERMINERS.split() or nxt2 in _PRONOUNS.split()):
+        return "object"
+    if prev in _PREPOSITION_SET:
+        return "possessive"
+    if nxt in _PREDICATE_ADJ and (_is_punct(nxt2) or nxt2 in _OBJECT_NEXT):
+        return "object"
+    if prev in _DITRANSITIVE:
+        # "gave her advice." (object) vs "gave her book to Ann" (possessive): look past the noun phrase.
+        for i, tok in enumerate(toks):
+            if tok in ("to", "for") or (i > 0 and tok in _SECOND_OBJECT):
+                return "possessive"  # "gave her son a hat": the noun phrase after "her" is "her son"
+            if _is_punct(tok) or (tok in _OBJECT_NEXT and tok not in _NP_START):
+                return "object"
+        return "object"
+    return "possessive"
+
+
+def resolve_his(text: str, start: int, end: int) -> str:
+    """Whether "his" at text[start:end] is a determiner ("possessive" -> her) or stands alone ("independent" -> hers)."""
+    toks = _tokens_after(text, end, 2)
+    nxt = toks[0] if toks else None
+    if _is_punct(nxt):
+        return "independent"
+    if nxt in ("and", "or"):
+        nxt2 = toks[1] if len(toks) > 1 else None
+        return "possessive" if nxt2 in ("her", "his", "my", "your", "their", "our", "its") else "independent"
+    if nxt in _INDEPENDENT_NEXT:
+        return "independent"
+    return "possessive"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data types
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Edit:
+    """One replaced span: source [src_start, src_end) became target [tgt_start, tgt_end); `axis` says which lexicon."""
+
+    src_start: int
+    src_end: int
+    tgt_start: int
+    tgt_end: int
+    old: str
+    new: str
+    axis: str
+
+    def offsets(self) -> list[int]:
+        """[src_start, src_end, tgt_start, tgt_end], the int form stored in dataset columns."""
+        return [self.src_start, self.src_end, self.tgt_start, self.tgt_end]
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    """A counterfactual text and the edits that made it from the source text (sorted, non-overlapping)."""
+
+    text: str
+    edits: tuple[Edit, ...]
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was swapped."""
+        return bool(self.edits)
+
+
+@dataclass
+class ExampleState:
+    """Choices shared by every field of one example: group permutations and name replacements."""
+
+    key: str
+    seed: int
+    texts: tuple[str, ...] = ()
+    perms: dict[str, dict[str, str]] = field(default_factory=dict)
+    chosen: dict[tuple[str, str], str] = field(default_factory=dict)  # (axis, lower source) -> replacement
+    taken: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)  # (axis, group, slot) -> used targets
+    surnames: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower surname -> (axis, replacement)
+    _surname_re: re.Pattern | None = None
+    _surname_n: int = -1
+    _words: frozenset[str] | None = None
+
+    def words(self) -> frozenset[str]:
+        """Lower-cased words of the example (a replacement must not be a name already in it)."""
+        if self._words is None:
+            self._words = frozenset(w.lower() for t in self.texts for w in _WORD.findall(t))
+        return self._words
+
+    def permutation(self, axis: str, groups: Sequence[str], present: set[str]) -> dict[str, str]:
+        """Target group of every group, fixed for this example, axis and seed.
+
+        Groups mentioned in the example (`present`) go to distinct groups that are not mentioned when there are
+        enough of those ("a Muslim and a Hindu" never becomes "a Hindu and a ..."); otherwise a derangement.
+        """
+        perm = self.perms.get(axis)
+        if perm is None:
+            rng = random.Random(f"{self.seed}|{axis}|{self.key}")
+            order = list(groups)
+            target = order[:]
+            while True:
+                rng.shuffle(target)
+                if all(a != b for a, b in zip(order, target)):
+                    break
+            perm = dict(zip(order, target))
+            mentioned = [g for g in order if g in present]
+            free = [g for g in target if g not in present]
+            if mentioned and len(free) >= len(mentioned):
+                perm.update(zip(mentioned, free))
+            self.perms[axis] = perm
+        return perm
+
+    def surname_pattern(self) -> re.Pattern | None:
+        """A pattern matching every surname established so far in this example (rebuilt when one is added)."""
+        if len(self.surnames) != self._surname_n:
+            self._surname_n = len(self.surnames)
+            words = sorted(self.surnames, key=len, reverse=True)
+            self._surname_re = (
+                re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, words)) + r")(?!\w)", re.IGNORECASE)
+                if words
+                else None
+            )
+        return self._surname_re
+
+
+def _apply_case(src: str, target: str) -> str:
+    """`target` in the case of `src`: lower stays canonical, Title -> Title, UPPER -> UPPER."""
+    if src.islower():
+        return target
+    if src.isupper() and sum(ch.isalpha() for ch in src) > 1:
+        return target.upper()
+    if src[:1].isupper():
+        return target[:1].upper() + target[1:]
+    return target
+
+
+def _trie_regex(words: Iterable[str]) -> str:
+    """A regex alternation of `words` as a character trie (one branch per prefix, so matching stays linear)."""
+    trie: dict = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        end = "" in node
+        kids = [(ch, sub) for ch, sub in sorted(node.items()) if ch != ""]
+        if not kids:
+            return ""
+        singles = [ch for ch, sub in kids if set(sub) == {""}]
+        alts = [re.escape(ch) + emit(sub) for ch, sub in kids if set(sub) != {""}]
+        if len(singles) > 1:
+            alts.append("[" + "".join(re.escape(c) for c in singles) + "]")
+        elif singles:
+            alts.append(re.escape(singles[0]))
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        if end:
+            body = (body if len(alts) == 1 and len(body) == 1 else "(?:" + body + ")") + "?"
+        return body
+
+    return emit(trie)
+
+
+# Entry codes in the lookup table.
+_PAIR, _CONTEXT, _GROUP = 0, 1, 2
+
+
+class Swapper:
+    """Swaps the terms of the given lexicons in text, keeping case, offsets and per-example consistency."""
+
+    def __init__(self, lexicons: Sequence[Lexicon], seed: int = 0) -> None:
+        """Build one lookup table and one compiled pattern over every term of `lexicons` (earlier lexicons win)."""
+        self.lexicons = tuple(lexicons)
+        self.seed = int(seed)
+        self.axes = tuple(lex.axis for lex in self.lexicons)
+        table: dict[str, tuple] = {}
+        self._stateful = False
+        for li, lex in enumerate(self.lexicons):
+            is_name = lex.axis in NAME_AXES
+            if isinstance(lex, PairLexicon):
+                for word, roles in lex.contextual.items():
+                    table.setdefault(word, (_CONTEXT, lex.axis, dict(roles), word))
+                for word, target in lex.mapping.items():
+                    homograph = word in lex.homographs
+                    table.setdefault(word, (_PAIR, lex.axis, target, lex.capitalized_only, homograph, is_name))
+            else:
+                self._stateful = True
+                for word, (group, slot, rank) in lex.index.items():
+                    if is_name and slot == SURNAME_SLOT:  # surnames swap only after a first name (or re-mentioned)
+                        continue
+                    homograph = word in lex.homographs
+                    entry = (_GROUP, lex.axis, li, group, slot, rank, lex.capitalized_only, homograph, is_name)
+                    table.setdefault(word, entry)
+        self._table = table
+        words = sorted(table, key=len, reverse=True)
+        body = r"(?<!\w)(?:" + _trie_regex(words) + r")(?!\w)"
+        # Matching lower-cased text with a case-sensitive pattern is about twice as fast as IGNORECASE; the
+        # IGNORECASE twin serves the rare text whose lower-casing changes its length (offsets would shift).
+        self._pattern = re.compile(body) if words else None
+        self._pattern_i = re.compile(body, re.IGNORECASE) if words else None
+
+    # -- public API -------------------------------------------------------------------------------------------
+    def new_state(self, texts: Sequence[str] = ()) -> ExampleState:
+        """A fresh per-example state for the fields `texts`; their text seeds the group permutations."""
+        return ExampleState(key=example_key(texts), seed=self.seed, texts=tuple(texts))
+
+    def counterfactual(self, text: str) -> str:
+        """The counterfactual of `text` (the fast path of `swap`: same result, no `Edit` objects)."""
+        raw = self._scan(text, self.new_state([text]) if self._stateful else None, None)
+        if not raw:
+            return text
+        out, last = [], 0
+        for s, e, new, _axis in raw:
+            out.append(text[last:s])
+            out.append(new)
+            last = e
+        out.append(text[last:])
+        return "".join(out)
+
+    def swap(
+        self,
+        text: str,
+        *,
+        state: ExampleState | None = None,
+        name_spans: Sequence[tuple[int, int]] | None = None,
+    ) -> SwapResult:
+        """Swap `text`; `state` shares name choices across fields, `name_spans` limits names to those char spans."""
+        if state is None and self._stateful:
+            state = self.new_state([text])
+        raw = self._scan(text, state, name_spans)
+        return _assemble(text, raw)
+
+    def swap_fields(
+        self,
+        texts: Sequence[str],
+        *,
+        name_spans: Sequence[Sequence[tuple[int, int]] | None] | None = None,
+    ) -> list[SwapResult]:
+        """Swap the fields of one example together (names and group choices consistent across them)."""
+        state = self.new_state(texts)
+        spans = name_spans or [None] * len(texts)
+        return [self.swap(t, state=state, name_spans=s) for t, s in zip(texts, spans)]
+
+    def terms_in(self, text: str) -> list[tuple[str, str, str]]:
+        """(axis, matched text, group label or "") for every lexicon term found in `text` (no swapping)."""
+        if self._pattern is None:
+            return []
+        out = []
+        for m in self._pattern_i.finditer(text):
+            src = m.group()
+            entry = self._lookup(src)
+            if entry is None:
+                continue
+            code, axis = entry[0], entry[1]
+            if code == _GROUP:
+                _, _, li, group, _slot, _rank, cap, homograph, _ = entry
+                if (cap and not src[:1].isupper()) or homograph:
+                    continue
+                out.append((axis, src, group))
+                continue
+            lex = next(lx for lx in self.lexicons if lx.axis == axis)
+            assert isinstance(lex, PairLexicon)
+            if code == _PAIR and ((entry[3] and not src[:1].isupper()) or entry[4]):
+                continue
+            out.append((axis, src, lex.group_of.get(src.lower(), "")))
+        return out
+
+    # -- internals --------------------------------------------------------------------------------------------
+    def _lookup(self, src: str) -> tuple | None:
+        entry = self._table.get(src.lower())
+        if entry is None:  # IGNORECASE also matches odd Unicode case variants (Kelvin sign, long s)
+            entry = self._table.get(unicodedata.normalize("NFKC", src).lower())
+        return entry
+
+    def _scan(
+        self, text: str, state: ExampleState | None, name_spans: Sequence[tuple[int, int]] | None
+    ) -> list[tuple[int, int, str, str]]:
+        """(start, end, replacement, axis) for every swap in `text`, sorted and non-overlapping."""
+        if self._pattern is None:
+            return []
+        table = self._table
+        out: list[tuple[int, int, str, str]] = []
+        covered = 0
+        starts = [s for s, _ in name_spans] if name_spans is not None else None
+        low = text.lower()
+        matches = self._pattern.finditer(low) if len(low) == len(text) else self._pattern_i.finditer(text)
+        for m in matches:
+            s, e = m.span()
+            if s < covered:
+                continue
+            src = text[s:e]
+            entry = table.get(low[s:e]) or self._lookup(src)
+            if entry is None:
+                continue
+            code = entry[0]
+            if code == _PAIR:
+                _, axis, target, cap, homograph, is_name = entry
+                if cap and not src[:1].isupper():
+                    continue
+                if is_name and not _name_ok(s, e, homograph, name_spans, starts):
+                    continue
+                out.append((s, e, _apply_case(src, target), axis))
+            elif code == _CONTEXT:
+                _, axis, roles, word = entry
+                role = resolve_her(text, s, e) if word == "her" else resolve_his(text, s, e) if word == "his" else ""
+                target = roles.get(role) or next(v for k, v in roles.items() if k != "group")
+                out.append((s, e, _apply_case(src, target), axis))
+            else:
+                _, axis, li, group, slot, rank, cap, homograph, is_name = entry
+                if cap and not src[:1].isupper():
+                    continue
+                if is_name and not _name_ok(s, e, homograph, name_spans, starts):
+                    continue
+                if state is None:
+                    state = self.new_state([text])
+                lex = self.lexicons[li]
+                assert isinstance(lex, GroupLexicon)
+                perm = state.perms.get(axis)
+                if perm is None:
+                    present = {lex.index[w][0] for w in state.words() if w in lex.index}
+                    perm = state.permutation(axis, list(lex.groups), present)
+                tgroup = perm[group]
+                new = self._group_target(state, lex, src, group, tgroup, slot, rank)
+                if new is None:
+                    continue
+                article = _article_fix(text, s, new, out[-1][1] if out else 0)
+                if article is not None:
+                    out.append((*article, axis))
+                out.append((s, e, _apply_case(src, new), axis))
+                covered = e
+                if is_name and slot != SURNAME_SLOT:
+                    sur = self._surname_after(text, e, state, lex, tgroup, name_spans, starts)
+                    if sur is not None:
+                        out.append(sur)
+                        covered = sur[1]
+        if state is not None and state.surnames:
+            out = self._bare_surnames(text, out, state, name_spans, starts)
+        return out
+
+    def _group_target(
+        self, state: ExampleState, lex: GroupLexicon, src: str, group: str, tgroup: str, slot: str, rank: int
+    ) -> str | None:
+        key = (lex.axis, src.lower())
+        chosen = state.chosen.get(key)
+        if chosen is not None:
+            return chosen
+        terms = lex.groups[tgroup].get(slot)
+        if not terms:
+            return None
+        taken = state.taken.setdefault((lex.axis, tgroup, slot), set())
+        present = state.words()
+        for step in range(len(terms)):  # injective within the example, and never a word already in it
+            cand = terms[(rank + step) % len(terms)]
+            if cand not in taken and cand.lower() not in present:
+                break
+        else:
+            cand = terms[rank % len(terms)]
+        taken.add(cand)
+        state.chosen[key] = cand
+        return cand
+
+    def _surname_after(
+        self,
+        text: str,
+        pos: int,
+        state: ExampleState,
+        lex: GroupLexicon,
+        tgroup: str,
+        name_spans: Sequence[tuple[int, int]] | None,
+        starts: list[int] | None,
+    ) -> tuple[int, int, str, str] | None:
+        m = _FOLLOWING_WORD.match(text, pos)
+        if m is None:
+            return None
+        word = m.group(1)
+        hit = lex.index.get(word.lower())
+        if hit is None or hit[1] != SURNAME_SLOT or not word[:1].isupper():
+            return None
+        s, e = m.span(1)
+        if name_spans is not None and not _inside(s, e, name_spans, starts):
+            return None
+        known = state.surnames.get(word.lower())
+        if known is not None:
+            new = known[1]
+        else:
+            new = self._group_target(state, lex, word, hit[0], tgroup, SURNAME_SLOT, hit[2])
+            if new is None:
+                return None
+            state.surnames[word.lower()] = (lex.axis, new)
+        return (s, e, _apply_case(word, new), lex.axis)
+
+    def _bare_surnames(
+        self,
+        text: str,
+        out: list[tuple[int, int, str, str]],
+        state: ExampleState,
+        name_spans: Sequence[tuple[int, int]] | None,
+        starts: list[int] | None,
+    ) -> list[tuple[int, int, str, str]]:
+        pattern = state.surname_pattern()
+        if pattern is None:
+            return out
+        done = {s for s, _e, _n, _a in out}
+        extra = []
+        for m in pattern.finditer(text):
+            s, e = m.span()
+            word = m.group()
+            if s in done or not word[:1].isupper():
+                continue
+            axis, new = state.surnames[word.lower()]
+            lex = next(lx for lx in self.lexicons if lx.axis == axis)
+            if word.lower() in lex.homographs and name_spans is None:
+                continue
+            if name_spans is not None and not _inside(s, e, name_spans, starts):
+                continue
+            if any(a < e and s < b for a, b, _n, _x in out):
+                continue
+            extra.append((s, e, _apply_case(word, new), axis))
+        return sorted(out + extra) if extra else out
+
+
+_ARTICLE = re.compile(r"(?<!\w)(an?)[ \t]+\Z", re.IGNORECASE)
+
+
+def _article_fix(text: str, start: int, new: str, floor: int) -> tuple[int, int, str] | None:
+    """Edit for "a"/"an" before a replaced word whose first sound changed ("a Muslim" -> "an Atheist")."""
+    m = _ARTICLE.search(text, max(floor, start - 4), start)
+    if m is None:
+        return None
+    art = m.group(1)
+    want = "an" if new[:1].lower() in "aeiou" else "a"
+    if art.lower() == want:
+        return None
+    return m.start(1), m.end(1), _apply_case(art, want) if art != "A" else want.capitalize()
+
+
+def _inside(s: int, e: int, spans: Sequence[tuple[int, int]], starts: list[int] | None) -> bool:
+    i = bisect_right(starts, s) - 1 if starts is not None else -1
+    return i >= 0 and spans[i][0] <= s and e <= spans[i][1]
+
+
+def _name_ok(
+    s: int, e: int, homograph: bool, spans: Sequence[tuple[int, int]] | None, starts: list[int] | None
+) -> bool:
+    """Names swap in free text unless homographs; with person spans given, only inside them (homographs too)."""
+    if spans is None:
+        return not homograph
+    return _inside(s, e, spans, starts)
+
+
+def _assemble(text: str, raw: list[tuple[int, int, str, str]]) -> SwapResult:
+    if not raw:
+        return SwapResult(text, ())
+    out, edits, last, shift = [], [], 0, 0
+    for s, e, new, axis in raw:
+        out.append(text[last:s])
+        out.append(new)
+        t0 = s + shift
+        edits.append(Edit(s, e, t0, t0 + len(new), text[s:e], new, axis))
+        shift += len(new) - (e - s)
+        last = e
+    out.append(text[last:])
+    return SwapResult("".join(out), tuple(edits))
+
+
+def map_offset(edits: Sequence[Edit], pos: int, *, side: str = "start") -> int:
+    """Map a source character offset to the target text; inside an edit, snap to its start or end (`side`)."""
+    shift = 0
+    for ed in edits:
+        if pos <= ed.src_start:
+            break
+        if pos >= ed.src_end:
+            shift = ed.tgt_end - ed.src_end
+            continue
+        return ed.tgt_start if side == "start" else ed.tgt_end
+    return pos + shift
+
+
+def example_key(texts: Sequence[str]) -> str:
+    """A short stable key for an example's text (seeds its group permutations)."""
+    return f"{zlib.crc32(chr(31).join(texts).encode('utf-8', 'surrogatepass')):08x}"

@@ -1,0 +1,414 @@
+"""Augmenting files larger than memory: chunked readers and writers, and a bounded process pool.
+
+`augment_file(fn, input, output)` reads the input a chunk of rows at a time (JSONL line by line, Parquet by record
+batch, CSV through pyarrow's streaming reader; a `.json` document is one value and is read whole), augments each
+chunk (`BatchAugmenter.augment_rows`, with the rows' 0-based input indices, so `cf_source`/`cf_origin` are the same
+as for the whole file at once) and appends the result to the output (JSONL/JSON/CSV text, Parquet row groups) before
+reading on. With `num_proc > 1` the chunks go to a fork process pool that holds the augmenter from its start (one
+copy per worker, never pickled per chunk); JSONL lines are parsed and JSON/JSONL output is encoded in the workers,
+so the reading process only splits lines and appends text. At most `2 * num_proc` chunks are in flight and the
+output keeps the input order, so peak memory depends on the chunk size, not on the corpus size.
+
+The progress callback gets (done, total, unit): bytes of a JSONL/CSV/JSON input (its size is known), rows of a
+Parquet input (from its metadata).
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import multiprocessing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMATS = (".json", ".jsonl", ".parquet", ".csv")
+
+
+@dataclass
+class Chunk:
+    """Rows `start .. start + n` of the input, and how far into the input they end (bytes or rows).
+
+    A JSONL chunk may carry its raw `lines` ((line number, bytes) pairs) instead of parsed `rows`: `parsed()` parses
+    them, in the worker process when there is a pool, so the reading process only splits lines.
+    """
+
+    start: int
+    rows: list[dict] | None
+    progress: int
+    lines: list[tuple[int, bytes]] | None = None
+    path: str = ""
+
+    def parsed(self) -> list[dict]:
+        """The rows (parsed from `lines` on first use); errors name the file and line."""
+        if self.rows is None:
+            self.rows = [_parse_line(self.path, lineno, line) for lineno, line in self.lines or ()]
+            self.lines = None
+        return self.rows
+
+
+@dataclass
+class Source:
+    """A chunked input: `chunks()` yields `Chunk`s; `total`/`unit` size the progress bar; `label_names` (NER)."""
+
+    path: Path
+    chunks: Callable[[], Iterator[Chunk]]
+    total: int
+    unit: str
+    label_names: list[str] | None = None
+
+
+@dataclass
+class Stats:
+    """What `augment_file` did."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    counterfactuals: int = 0
+    chunks: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def check_format(path: Path, flag: str, task: str) -> str:
+    """The lower-cased suffix of `path`, or a ValueError naming `flag`, the formats and the fix."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{flag}: unknown format {suffix!r} of {path}; use one of {', '.join(FORMATS)}.")
+    if suffix == ".csv" and task in ("qa", "ner"):
+        verb = "read" if flag == "--input" else "write"
+        raise ValueError(f"{flag}: csv holds only flat text rows; for --task {task} {verb} .json, .jsonl or .parquet.")
+    return suffix
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Readers
+# ---------------------------------------------------------------------------------------------------------------
+def open_source(path: str | Path, task: str, chunk_rows: int = 1000) -> Source:
+    """A chunked reader of `path` (.jsonl, .parquet, .csv streamed; .json read whole); errors name file and row."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--input: {path} does not exist.")
+    if chunk_rows < 1:
+        raise ValueError(f"--chunk-rows must be at least 1, got {chunk_rows}.")
+    suffix = check_format(path, "--input", task)
+    if suffix == ".jsonl":
+        return Source(path, lambda: _jsonl_chunks(path, chunk_rows), path.stat().st_size, "B")
+    if suffix == ".parquet":
+        meta = _parquet_file(path)
+        return Source(
+            path,
+            lambda: _parquet_chunks(path, chunk_rows),
+            meta.metadata.num_rows,
+            "rows",
+            _parquet_label_names(meta.schema_arrow),
+        )
+    if suffix == ".csv":
+        return Source(path, lambda: _csv_chunks(path, chunk_rows), path.stat().st_size, "B")
+    size = path.stat().st_size
+    return Source(path, lambda: _json_chunks(path, task, chunk_rows, size), size, "B")
+
+
+def _parse_line(path: str, lineno: int, line: bytes) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--input: {path} line {lineno} is not valid JSON ({err.msg}); fix that line.") from err
+    if not isinstance(row, dict):
+        raise ValueError(
+            f"--input: {path} line {lineno} is a JSON {type(row).__name__}, not an object; "
+            "write one {column: value} object per line."
+        )
+    return row
+
+
+def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+    lines: list[tuple[int, bytes]] = []
+    start = done = 0
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            done += len(line)
+            if not line.strip():
+                continue
+            lines.append((lineno, line))
+            if len(lines) == chunk_rows:
+                yield Chunk(start, None, done, lines, str(path))
+                start += len(lines)
+                lines = []
+    if lines or start == 0:
+        yield Chunk(start, None, done, lines, str(path))
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+    start = 0
+    for batch in _parquet_file(path).iter_batches(batch_size=chunk_rows):
+        rows = batch.to_pylist()
+        yield Chunk(start, rows, start + len(rows))
+        start += len(rows)
+    if start == 0:
+        yield Chunk(0, [], 0)
+
+
+def _parquet_file(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ValueError(f"--input: {path} is not a readable Parquet file ({err}).") from err
+
+
+def _parquet_label_names(schema: Any) -> list[str] | None:
+    """NER tag names from a Parquet file written by `datasets` (its ClassLabel feature), else None."""
+    try:
+        from datasets import Features
+
+        feature = Features.from_arrow_schema(schema).get("ner_tags")
+    except Exception:  # noqa: BLE001 - a Parquet file without (valid) datasets metadata has no names
+        return None
+    inner = getattr(feature, "feature", None)
+    return list(inner.names) if inner is not None and hasattr(inner, "names") else None
+
+
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+    import pyarrow.csv as pacsv
+
+    start = 0
+    pending: list[dict] = []
+    import pyarrow as pa
+
+    with open(path, "rb") as fh:
+        # pyarrow infers the column types from the first block and keeps them (a later mismatch is an error).
+        try:
+            reader = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 20))
+            batches = iter(reader)
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                pending.extend(batch.to_pylist())
+                while len(pending) >= chunk_rows:
+                    rows, pending = pending[:chunk_rows], pending[chunk_rows:]
+                    yield Chunk(start, rows, fh.tell())
+                    start += len(rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise ValueError(
+                f"--input: {path} after row {start + len(pending)}: {err}. Fix that row, or convert the file to "
+                "JSONL (csv column types are taken from the first megabyte)."
+            ) from err
+    if pending or start == 0:
+        yield Chunk(start, pending, path.stat().st_size)
+
+
+def _json_chunks(path: Path, task: str, chunk_rows: int, size: int) -> Iterator[Chunk]:
+    rows = read_json_rows(path, task)
+    for start in range(0, len(rows), chunk_rows):
+        part = rows[start : start + chunk_rows]
+        yield Chunk(start, part, size * (start + len(part)) // len(rows))
+    if not rows:
+        yield Chunk(0, [], size)
+
+
+def read_json_rows(path: Path, task: str) -> list[dict]:
+    """A `.json` input: a list of rows, {"data": [rows]}, or SQuAD v1 nested JSON (flattened for `--task qa`)."""
+    from fairtune.data import flatten_squad
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"--input: {path} is not valid JSON ({err}); for one row per line name the file .jsonl."
+        ) from err
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        if task != "qa" or not data["data"] or "paragraphs" not in data["data"][0]:
+            rows = data["data"]
+        else:
+            rows = flatten_squad(data)
+    elif isinstance(data, list):
+        rows = data
+    else:
+        raise ValueError(f"--input: {path}: JSON must be a list of rows, {{'data': [rows]}} or SQuAD v1 nested JSON.")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"--input: {path} row {i} is a JSON {type(row).__name__}, not an object.")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writers
+# ---------------------------------------------------------------------------------------------------------------
+class Sink:
+    """Appends augmented rows to OUT in the format its suffix names; `close()` finishes the file."""
+
+    def __init__(self, path: str | Path, task: str, edits_column: str) -> None:
+        """Open OUT (its folder is created) for writing."""
+        self.path = Path(path)
+        self.suffix = check_format(self.path, "--output", task)
+        self.edits_column = edits_column
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: Any = None
+        self._csv: csv.DictWriter | None = None
+        self._parquet: Any = None
+        self._schema: Any = None
+        self._first = True
+        self._rows = 0
+        if self.suffix != ".parquet":
+            self._fh = open(self.path, "w", encoding="utf-8", newline="" if self.suffix == ".csv" else None)
+            if self.suffix == ".json":
+                self._fh.write("[")
+
+    def write(self, rows: list[dict] | str, n_rows: int | None = None) -> None:
+        """Append `rows` (every row must have the columns of the first one), or their `encode()`d text."""
+        if isinstance(rows, str):
+            if rows:
+                self._fh.write(rows if self._first or self.suffix != ".json" else ", " + rows)
+                self._first = False
+            self._rows += n_rows or 0
+            return
+        if not rows:
+            return
+        if self.suffix in (".jsonl", ".json"):
+            self.write(encode_rows(rows, self.suffix), len(rows))
+            return
+        if self.suffix == ".csv":
+            if self._csv is None:
+                self._csv = csv.DictWriter(self._fh, fieldnames=list(rows[0]))
+                self._csv.writeheader()
+            for row in rows:
+                self._csv.writerow({**row, self.edits_column: json.dumps(row[self.edits_column])})
+        else:
+            self._write_parquet(rows)
+        self._first = False
+        self._rows += len(rows)
+
+    def _write_parquet(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            try:
+                table = pa.Table.from_pylist(rows)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+                raise ValueError(
+                    f"--output: the first {len(rows)} rows do not make one Parquet schema ({err}); give each column "
+                    "one type in the input, or write .jsonl."
+                ) from err
+            self._schema = table.schema
+            self._parquet = pq.ParquetWriter(self.path, self._schema)
+        else:
+            try:
+                table = pa.Table.from_pylist(rows, schema=self._schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+                raise ValueError(
+                    f"--output: rows {self._rows}..{self._rows + len(rows) - 1} do not fit the Parquet schema taken "
+                    f"from the first chunk ({err}); raise --chunk-rows so the first chunk shows every column's "
+                    "type, or write .jsonl."
+                ) from err
+        self._parquet.write_table(table)
+
+    def close(self) -> None:
+        """Finish the file (JSON closing bracket, Parquet footer)."""
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._fh is not None:
+            if self.suffix == ".json":
+                self._fh.write("]")
+            self._fh.close()
+
+
+def encode_rows(rows: list[dict], suffix: str) -> str:
+    """`rows` as the text a .jsonl (one object a line) or .json (objects joined by ", ") output appends."""
+    if suffix == ".jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    return ", ".join(json.dumps(r, ensure_ascii=False) for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class _Done:
+    payload: list[dict] | str  # rows, or their encoded text (JSON outputs: encoded where they were augmented)
+    n_in: int
+    n_out: int
+    n_cf: int
+    progress: int
+
+
+def _process(fn: Any, chunk: Chunk, suffix: str) -> _Done:
+    from fairtune.augment.datasets import CF_SOURCE
+
+    rows = chunk.parsed()
+    out = fn.augment_rows(rows, range(chunk.start, chunk.start + len(rows)))
+    n_cf = sum(1 for r in out if r[CF_SOURCE] >= 0)
+    payload = encode_rows(out, suffix) if suffix in (".jsonl", ".json") else out
+    return _Done(payload, len(rows), len(out), n_cf, chunk.progress)
+
+
+_WORKER: tuple[Any, str] | None = None
+
+
+def _init_worker(fn: Any, suffix: str) -> None:
+    global _WORKER  # one augmenter per worker process, set once at its start (fork: inherited, not pickled)
+    _WORKER = (fn, suffix)
+
+
+def _work(chunk: Chunk) -> _Done:
+    assert _WORKER is not None
+    return _process(_WORKER[0], chunk, _WORKER[1])
+
+
+def augment_file(
+    make_fn: Callable[[list[str]], Any],
+    source: Source,
+    output: str | Path,
+    *,
+    task: str,
+    edits_column: str,
+    num_proc: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Stats:
+    """Augment `source` into `output` chunk by chunk; `make_fn(columns)` builds the `BatchAugmenter` (it checks the
+    columns of the first chunk)."""
+    chunks = source.chunks()
+    first = next(chunks)
+    rows = first.parsed()
+    if not rows:
+        raise ValueError(f"--input: {source.path} has no rows.")
+    fn = make_fn(list(rows[0]))
+    stats = Stats()
+    sink = Sink(output, task, edits_column)
+
+    def emit(done: _Done) -> None:
+        sink.write(done.payload, done.n_out)
+        stats.rows_in += done.n_in
+        stats.rows_out += done.n_out
+        stats.counterfactuals += done.n_cf
+        stats.chunks += 1
+        if progress is not None:
+            progress(done.progress, source.total, source.unit)
+
+    def all_chunks() -> Iterator[Chunk]:
+        yield first
+        yield from chunks
+
+    try:
+        if not num_proc or num_proc <= 1:
+            for chunk in all_chunks():
+                emit(_process(fn, chunk, sink.suffix))
+        else:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(num_proc, initializer=_init_worker, initargs=(fn, sink.suffix)) as pool:
+                pending: collections.deque = collections.deque()
+                for chunk in all_chunks():
+                    pending.append(pool.apply_async(_work, (chunk,)))
+                    if len(pending) >= 2 * num_proc:
+                        emit(pending.popleft().get())
+                while pending:
+                    emit(pending.popleft().get())
+    finally:
+        sink.close()
+    return stats

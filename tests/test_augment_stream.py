@@ -1,0 +1,181 @@
+"""Chunked `fairtune augment`: the same rows as augmenting everything at once, bounded memory, parallel chunks."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from datasets import Dataset
+
+from fairtune.augment import CF_EDITS, CF_SOURCE, CounterfactualAugmenter, stream
+from fairtune.augment.datasets import BatchAugmenter
+from fairtune.augment.swapper import _COMPILED, Swapper
+from fairtune.cli import main
+
+AUG = CounterfactualAugmenter(axes=("gender", "names"), seed=0)
+ROWS = [
+    {"id": i, "text": t, "label": i % 2}
+    for i, t in enumerate(
+        ["He thanked his sister.", "The table is blue.", "Mary met her father.", "She said he was late.", "No one."]
+        * 5
+    )
+]
+
+
+def _jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _fn(columns):
+    return BatchAugmenter(AUG.swapper, "text", "two_sided", ["text"])
+
+
+@pytest.mark.parametrize("num_proc", [None, 2])
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".parquet"])
+def test_chunked_output_equals_whole_input(tmp_path, suffix: str, num_proc) -> None:
+    src = tmp_path / "in.jsonl"
+    _jsonl(src, ROWS)
+    out = tmp_path / f"out{suffix}"
+    stats = stream.augment_file(
+        _fn, stream.open_source(src, "text", chunk_rows=3), out, task="text", edits_column=CF_EDITS, num_proc=num_proc
+    )
+    want = AUG.augment_rows(ROWS, task="text")
+    assert stats.chunks == 9 and stats.rows_in == 25 and stats.rows_out == len(want)
+    if suffix == ".jsonl":
+        got = [json.loads(line) for line in out.read_text().splitlines()]
+    elif suffix == ".json":
+        got = json.loads(out.read_text())
+        assert out.read_text() == json.dumps(want, ensure_ascii=False)  # the same bytes as one json.dump
+    elif suffix == ".csv":
+        got = Dataset.from_csv(str(out)).to_list()
+        for r in got:
+            r[CF_EDITS] = json.loads(r[CF_EDITS])
+    else:
+        got = pq.read_table(out).to_pylist()
+    assert got == want  # cf_source / cf_origin are indices into the whole input, not the chunk
+    assert [r[CF_SOURCE] for r in got][:5] == [-1, 0, -1, -1, 2]
+
+
+def test_parquet_and_csv_inputs_are_read_in_chunks(tmp_path) -> None:
+    pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "in.parquet", row_group_size=4)
+    source = stream.open_source(tmp_path / "in.parquet", "text", chunk_rows=4)
+    assert (source.total, source.unit) == (25, "rows")
+    chunks = list(source.chunks())
+    assert [len(c.rows) for c in chunks] == [4] * 6 + [1] and [c.start for c in chunks][:3] == [0, 4, 8]
+    Dataset.from_list(ROWS).to_csv(str(tmp_path / "in.csv"), index=False)
+    rows = [r for c in stream.open_source(tmp_path / "in.csv", "text", chunk_rows=7).chunks() for r in c.rows]
+    assert rows == ROWS  # types inferred as in the file (ints stay ints)
+
+
+def test_chunks_in_flight_are_bounded(tmp_path) -> None:
+    """Memory is flat in the corpus size: the reader is never more than 2 * num_proc chunks ahead of the writer."""
+    src = tmp_path / "in.jsonl"
+    _jsonl(src, ROWS * 8)
+    source = stream.open_source(src, "text", chunk_rows=2)
+    read = [0]
+    ahead = []
+    inner = source.chunks
+
+    def counting():
+        for chunk in inner():
+            read[0] += 1
+            yield chunk
+
+    source.chunks = counting
+    written = [0]
+
+    def progress(done, total, unit):
+        written[0] += 1
+        ahead.append(read[0] - written[0])
+
+    stream.augment_file(
+        _fn, source, tmp_path / "o.jsonl", task="text", edits_column=CF_EDITS, num_proc=2, progress=progress
+    )
+    assert written[0] == 100 and max(ahead) <= 4
+    assert ahead[-1] == 0
+
+
+def test_progress_knows_the_total(tmp_path) -> None:
+    src = tmp_path / "in.jsonl"
+    _jsonl(src, ROWS)
+    seen = []
+    stream.augment_file(
+        _fn,
+        stream.open_source(src, "text", chunk_rows=10),
+        tmp_path / "o.jsonl",
+        task="text",
+        edits_column=CF_EDITS,
+        progress=lambda done, total, unit: seen.append((done, total, unit)),
+    )
+    size = src.stat().st_size
+    assert [s[1:] for s in seen] == [(size, "B")] * 3 and seen[-1][0] == size and seen[0][0] < seen[1][0]
+
+
+def test_bad_jsonl_line_is_named(tmp_path, capsys) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "He left"}\n{"text": oops}\n')
+    with pytest.raises(ValueError, match=r"in.jsonl line 2 is not valid JSON"):
+        [c.parsed() for c in stream.open_source(src, "text").chunks()]
+    out = str(tmp_path / "o.jsonl")
+    for extra in ([], ["--num-proc", "2", "--chunk-rows", "1"]):  # parsed in a worker: the same message
+        assert main(["augment", "--task", "text", "--input", str(src), "--output", out, "--no-progress", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "fairtune augment: error: --input:" in err and "line 2 is not valid JSON" in err
+    src.write_text('["not", "an", "object"]\n')
+    assert main(["augment", "--task", "text", "--input", str(src), "--output", out, "--no-progress"]) == 2
+    assert "line 1 is a JSON list, not an object" in capsys.readouterr().err
+    assert main(["augment", "--task", "text", "--input", str(src), "--output", str(src), "--no-progress"]) == 2
+    assert "--output is the --input file" in capsys.readouterr().err
+    src.write_text("")
+    assert main(["augment", "--task", "text", "--input", str(src), "--output", out, "--no-progress"]) == 2
+    assert "has no rows" in capsys.readouterr().err
+
+
+def test_cli_num_proc_and_chunks_give_the_same_file(tmp_path, capsys) -> None:
+    src = tmp_path / "in.jsonl"
+    _jsonl(src, ROWS)
+    outs = []
+    for extra in ([], ["--num-proc", "2", "--chunk-rows", "3"]):
+        out = tmp_path / f"o{len(extra)}.jsonl"
+        argv = ["augment", "--task", "text", "--input", str(src), "--output", str(out), "--axes", "gender,names"]
+        assert main([*argv, *extra, "--no-progress"]) == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    assert main(["augment", "--task", "text", "--input", str(src), "--output", str(out), "--num-proc", "0"]) == 2
+
+
+def test_swapper_pickles_small_and_reuses_the_compiled_matcher() -> None:
+    """A worker unpickling the augmenter per batch costs nothing: the matcher is built once per process."""
+    sw = CounterfactualAugmenter(axes=("gender", "names", "names_race", "religion", "nationality")).swapper
+    blob = pickle.dumps(sw)
+    state = sw.__getstate__()
+    assert set(state) == {"key", "seed", "matcher", "blob"} and isinstance(state["blob"], bytes)
+    again = pickle.loads(blob)
+    assert again._c is sw._c  # same process: the cached compiled matcher, not a rebuild
+    _COMPILED.pop((sw.key, True))
+    rebuilt = pickle.loads(blob)  # a fresh process: built once from the blob, then cached
+    assert rebuilt._c is not sw._c and pickle.loads(blob)._c is rebuilt._c
+    text = "He met Mary and a Muslim from Kenya."
+    assert rebuilt.swap(text) == sw.swap(text)
+    assert Swapper(sw.lexicons, seed=0).key == sw.key != Swapper(sw.lexicons[:1]).key
+
+
+def test_bad_csv_and_parquet_inputs_are_named(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nHe left,1\nShe came,2,extra\n")
+    out = str(tmp_path / "o.jsonl")
+    assert main(["augment", "--task", "text", "--input", str(bad), "--output", out, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--input: {bad} after row" in err and "Fix that row" in err
+    notpq = tmp_path / "x.parquet"
+    notpq.write_text("not parquet")
+    assert main(["augment", "--task", "text", "--input", str(notpq), "--output", out, "--no-progress"]) == 2
+    assert "is not a readable Parquet file" in capsys.readouterr().err
+    mixed = tmp_path / "mixed.jsonl"
+    _jsonl(mixed, [{"text": "He left", "label": 1}, {"text": "She came", "label": "two"}])
+    pq_out = str(tmp_path / "o.parquet")
+    assert main(["augment", "--task", "text", "--input", str(mixed), "--output", pq_out, "--no-progress"]) == 2
+    assert "do not make one Parquet schema" in capsys.readouterr().err
