@@ -246,6 +246,9 @@ class FairTrainingArguments(TrainingArguments):
     """
 
     output_dir: str | None = field(default="outputs/fairtune", metadata={"help": "Where to write everything."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Train into an output_dir that holds another run (it is replaced)."}
+    )
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
     dp_weight: float = field(default=0.0, metadata={"help": "Soft demographic parity weight."})
     eo_weight: float = field(default=0.0, metadata={"help": "Soft equalized odds weight."})

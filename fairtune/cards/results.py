@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fairtune.cards.base import COUNT_KEYS, EVAL_RESULTS_NAME, _is_number
 from fairtune.cards.hub_ids import _display_name
+from fairtune.cards.run import RunFiles, _where
 from fairtune.cards.tables import _metric_keys, metric_info
-
-if TYPE_CHECKING:  # run.py imports _where from here
-    from fairtune.cards.run import RunFiles
-
-
-def _where(report: Mapping[str, Any], config: Mapping[str, Any]) -> str:
-    """Words for the data a report was measured on."""
-    dataset = report.get("dataset") or config.get("dataset_name")
-    split = report.get("split")
-    count = f" ({report['num_examples']} examples)" if _is_number(report.get("num_examples")) else ""
-    if split and dataset:
-        return f"the `{split}` split of `{_display_name(dataset)}`{count}"
-    for key, words in (("test_file", "the test file"), ("validation_file", "the validation file")):
-        if config.get(key):
-            return f"{words} `{_display_name(config[key])}`{count}"
-    if dataset:
-        return f"`{_display_name(dataset)}` (split not recorded)"
-    return "the evaluation data of the training run (not recorded)"
 
 
 def _ci(report: Mapping[str, Any] | None, key: str) -> list[float] | None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fairtune.cards.base import CONFIG_NAME, EVAL_RESULTS_NAME, REPORT_NAME, CardError, _read_json
+from fairtune.cards.base import CONFIG_NAME, EVAL_RESULTS_NAME, REPORT_NAME, CardError, _is_number, _read_json
 from fairtune.cards.hub_ids import _display_name
 from fairtune.cards.recipe import _enabled_methods
-from fairtune.cards.results import _where
 from fairtune.cards.secrets import scrub_config
 from fairtune.cards.tables import _metric_keys
 
@@ -27,6 +27,21 @@ def find_evaluation_results(model_dir: str | os.PathLike) -> Path | None:
 
 def _is_training_state_dir(name: str) -> bool:
     return name.startswith(("checkpoint-", "global_step", ".")) or name in {"runs", "wandb", "last-checkpoint"}
+
+
+def _where(report: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """Words for the data a report was measured on."""
+    dataset = report.get("dataset") or config.get("dataset_name")
+    split = report.get("split")
+    count = f" ({report['num_examples']} examples)" if _is_number(report.get("num_examples")) else ""
+    if split and dataset:
+        return f"the `{split}` split of `{_display_name(dataset)}`{count}"
+    for key, words in (("test_file", "the test file"), ("validation_file", "the validation file")):
+        if config.get(key):
+            return f"{words} `{_display_name(config[key])}`{count}"
+    if dataset:
+        return f"`{_display_name(dataset)}` (split not recorded)"
+    return "the evaluation data of the training run (not recorded)"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`fairtune` command line: train | augment | evaluate | thresholds | card | push | sweep | demo.
+"""`fairtune` command line: train | augment | evaluate | thresholds | erase | card | push | sweep | monitor | demo.
 
 Each subcommand lives in the module that owns the job and exposes `register(subparsers)`, which adds its parser
 and sets `func` (called with the parsed namespace, returns an exit code). This file only dispatches: it imports
@@ -46,6 +46,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "card": ("fairtune.cli.hub", "render DIR/README.md, the model card, from a trained model dir"),
     "push": ("fairtune.cli.hub", "upload a trained model dir and its card to the Hugging Face Hub"),
     "sweep": ("fairtune.cli.sweep", "run a recipe over weights x seeds; frontier and model selection"),
+    "monitor": (
+        "fairtune.cli.monitor",
+        "fairness of a deployed model over windows of its prediction logs; exit 3 on an alert",
+    ),
     "check-launch": (
         "fairtune.cli.train",
         "check that an accelerate config file fits this machine (GPUs, mixed precision)",

@@ -61,6 +61,26 @@ def quiet_expected_warnings() -> None:
         logger.addFilter(ExpectedHeadReportFilter())
 
 
+class FieldsHelp(argparse.Action):
+    """`fairtune train --help`: the HfArgumentParser's help, every recipe field with its type, default and help."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print_fields_help()
+        parser.exit(0)
+
+
+def print_fields_help() -> None:
+    """Print `fairtune train`'s usage and every recipe field (from the argument dataclasses' metadata)."""
+    from fairtune.parser import build_parser
+
+    parser = build_parser()
+    parser.usage = "fairtune train [RECIPE.yaml] [--field value ...]"
+    print(parser.format_help())
+
+
 def register(subparsers) -> None:
     """Add the `train` and `check-launch` subcommands."""
     p = subparsers.add_parser(
@@ -68,7 +88,9 @@ def register(subparsers) -> None:
         help="fine-tune with fairness objectives",
         description="Train from a flat YAML recipe; `--field value` flags override it (any fairtune or "
         "TrainingArguments field). Also: `accelerate launch -m fairtune train RECIPE.yaml`.",
+        add_help=False,
     )
+    p.add_argument("-h", "--help", action=FieldsHelp, help="list every recipe field with its help text")
     p.add_argument("recipe", nargs="?", help="YAML recipe (optional when every field is passed as a flag)")
     p.set_defaults(func=run, accepts_overrides=True)
 
@@ -121,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_expected_warnings()
     overrides = list(getattr(args, "overrides", []) or [])
+    if {"-h", "--help"} & set(overrides):  # `fairtune train RECIPE --help`
+        print_fields_help()
+        return 0
     # before the arguments are built: TrainingArguments starts torch.distributed in a launched process
     check_launch(use_cpu=recipe_says_cpu(args.recipe, overrides))
     model_args, data_args, training_args = parse_config(args.recipe, overrides)
