@@ -31,6 +31,7 @@ test-dist: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check fairtune tests bench
 	$(VENV)/bin/ruff format --check fairtune tests bench
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format fairtune tests bench

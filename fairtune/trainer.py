@@ -272,9 +272,9 @@ class FairTrainer(Trainer):
         total = losses.sum() / counts["task"].clamp(min=1) * self.accelerator.num_processes
         logs: dict[str, Any] = {"task_loss": Ratio(task.losses.detach().sum(), task.item_counts.detach().sum())}
         terms, values = self._objective_terms(batch, counts, mode, logs)
-        total = total + terms
+        task_loss, total = total.detach(), total + terms
         if mode == "train" and not bool(torch.isfinite(total.detach()).all()):
-            self._raise_non_finite(total.detach() - terms.detach(), values)
+            self._raise_non_finite(task_loss, values)
         self._record(logs, mode, total.device)
         if not return_outputs:
             return total
@@ -319,7 +319,7 @@ class FairTrainer(Trainer):
 
     def _objective_terms(self, batch: FairBatch, counts, mode: str, logs: dict[str, Any]):
         """The weighted objectives: gathered ones on the global micro-batch (averaged over accumulation steps),
-        local ones scaled by their global item counts. Returns (their sum, each objective's detached value)."""
+        local ones scaled by their global item counts. Returns (their sum, each objective's (value, term))."""
         gathered_terms, local_terms = None, zero_like_graph(batch.losses)
         global_batch, values = None, {}
         for name, objective in self.objectives.items():
@@ -328,12 +328,14 @@ class FairTrainer(Trainer):
                     global_batch = self._gathered(batch, mode)
                     gathered_terms = zero_like_graph(global_batch.losses)
                 value, lg = objective(global_batch)
-                gathered_terms = gathered_terms + objective.combine(value, self.objective_weights[name])
+                term = objective.combine(value, self.objective_weights[name])
+                gathered_terms = gathered_terms + term
             else:
                 batch.scale = self.accelerator.num_processes / counts[name].clamp(min=1)
                 value, lg = objective(batch)
-                local_terms = local_terms + objective.combine(value, self.objective_weights[name])
-            values[name] = value.detach()
+                term = objective.combine(value, self.objective_weights[name])
+                local_terms = local_terms + term
+            values[name] = (value.detach(), term.detach())
             logs.update(lg)
         if gathered_terms is None:
             return local_terms, values
@@ -367,13 +369,13 @@ class FairTrainer(Trainer):
         ga = getattr(self, "current_gradient_accumulation_steps", 1) if mode == "train" else 1
         return max(int(ga or 1), 1)
 
-    def _raise_non_finite(self, task_loss: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
+    def _raise_non_finite(self, task_loss: torch.Tensor, values: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Name the term that went NaN/inf and stop before the broken weights are stepped or saved."""
         bad = [] if bool(torch.isfinite(task_loss).all()) else ["the task loss"]
-        for name, value in values.items():
-            weight = self.objective_weights[name]
-            if not bool(torch.isfinite(value).all()) or not math.isfinite(weight * float(value.float().sum())):
-                bad.append(f"{name!r} (weight {weight}, value {float(value.float().sum()):.4g})")
+        for name, (value, term) in values.items():
+            if not bool(torch.isfinite(term).all()):
+                weight = self.objective_weights[name]
+                bad.append(f"{name!r} (weight {weight:g}, value {float(value.float().sum()):.4g})")
         raise NonFiniteLossError(
             f"the training loss is not finite at step {self.state.global_step + 1}: {', '.join(bad) or 'a term'} "
             "went NaN/inf; training stopped and nothing was saved for this step. Lower the learning rate or that "

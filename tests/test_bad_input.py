@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LEAD = pytest.mark.xfail(strict=False, reason="config half: lead")
 # `fairtune augment` streams its input in chunks (its own reader): the encoding check there is its owner's
 AUGMENT = pytest.mark.xfail(strict=False, reason="augment's streaming reader does not check the encoding yet")
 
@@ -342,26 +341,23 @@ CASES: list[Case] = [
         env={"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "8", "ACCELERATE_MIXED_PRECISION": "bf16"},
     ),
     # ---- train: the lead's config half (typed values) ---------------------------------------------------------
-    Case("train: non-numeric weight", lambda e: e.train("--eo_weight", "abc"), r"`eo_weight`", marks=(LEAD,)),
-    Case("train: infinite weight", lambda e: e.train("--eo_weight", ".inf"), r"`eo_weight`", marks=(LEAD,)),
-    Case("train: NaN weight", lambda e: e.train("--eo_weight", ".nan"), r"`eo_weight`", marks=(LEAD,)),
+    Case("train: non-numeric weight", lambda e: e.train("--eo_weight", "abc"), r"`eo_weight`"),
+    Case("train: infinite weight", lambda e: e.train("--eo_weight", ".inf"), r"`eo_weight`"),
+    Case("train: NaN weight", lambda e: e.train("--eo_weight", ".nan"), r"`eo_weight`"),
     Case(
         "train: non-numeric learning rate",
         lambda e: e.train("--learning_rate", "fast"),
         r"`?learning_rate`?",
-        marks=(LEAD,),
     ),
     Case(
         "train: batch size 0",
         lambda e: e.train("--per_device_train_batch_size", "0"),
         r"`?per_device_train_batch_size`?",
-        marks=(LEAD,),
     ),
     Case(
         "train: zero epochs",
         lambda e: e.train("--max_steps", "-1", "--num_train_epochs", "0"),
         r"`?num_train_epochs`?",
-        marks=(LEAD,),
     ),
     # ---- train: QA rows (nothing may be trained) --------------------------------------------------------------
     Case(
@@ -815,7 +811,6 @@ CASES: list[Case] = [
             e.jsonl("t.jsonl", _cls_rows()),
         ],
         r"`eo_weight`",
-        marks=(LEAD,),
     ),
     # ---- check-launch ------------------------------------------------------------------------------------------
     Case(
@@ -935,15 +930,13 @@ def test_help_is_fast_and_imports_nothing_heavy():
 
 
 def test_overwrite_output_dir_replaces_an_existing_run(env, capsys):
-    """`overwrite_output_dir: true` is the documented way past an existing run (the field is the lead's)."""
+    """`overwrite_output_dir: true` is the documented way past an existing run."""
     pytest.importorskip("fairtune.config")
     from fairtune.cli import main
 
     run = env.fake_run()
     code = main(env.train("--output_dir", str(run), "--overwrite_output_dir", "true"))
-    if code != 0 and "overwrite_output_dir" in capsys.readouterr().err:
-        pytest.xfail("config half: lead adds the `overwrite_output_dir` field")
-    assert code == 0
+    assert code == 0, capsys.readouterr().err
 
 
 def markdown_table(messages: dict[str, str] | None = None) -> str:
