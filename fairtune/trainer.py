@@ -106,6 +106,7 @@ class FairTrainer(Trainer):
         fair_model = FairModel(model, pool, adversary=self.adversary, adversary_input=args.adversary_input)
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
         self._few_group_batches = 0
+        self._group_batches = [0, 0]  # training micro-batches seen by group objectives, and those with 2+ groups
         self._in_checkpoint = False
         self._window_counts: dict[str, torch.Tensor] | None = None  # fairtune's item counts of the current window
         self._active_references = eval_references
@@ -353,6 +354,9 @@ class FairTrainer(Trainer):
             accumulation_steps=batch.accumulation_steps,
         )
         counts = torch.bincount(view.groups[view.valid], minlength=self.num_groups)
+        if mode == "train":
+            self._group_batches[0] += 1
+            self._group_batches[1] += int((counts > 0).sum()) >= 2
         if mode == "train" and bool((counts < self.args.min_group_count).any()):
             self._few_group_batches += 1
             if self._few_group_batches == 1:
@@ -725,6 +729,14 @@ class FairTrainer(Trainer):
 
     def train(self, *args, **kwargs):
         result = super().train(*args, **kwargs)
+        seen, with_two = self._group_batches
+        if seen and not with_two:
+            names = [n for n, o in self.objectives.items() if o.gathered]
+            logger.warning(
+                "%s: no training micro-batch held rows of two groups, so the group objective(s) added nothing. "
+                "Raise `per_device_train_batch_size`, or draw balanced batches with `group_balance: resample`.",
+                ", ".join(f"`{n}`" for n in names),
+            )
         if self._few_group_batches:
             logger.warning(
                 "%d training micro-batches held fewer than %d rows of some group.",

@@ -53,3 +53,21 @@ def test_an_overflowing_weight_stops_training_with_the_term_named(tiny_bert_dir,
     line = err.strip().splitlines()[-1]
     assert "not finite at step 1" in line and "'eo' (weight 1e+39, value" in line and "Traceback" not in err
     assert not (out / "model.safetensors").exists() and not list(out.glob("checkpoint-*"))
+
+
+def test_a_group_objective_that_never_sees_two_groups_says_so(tiny_bert_dir, tmp_path, caplog):
+    """Rows sorted by group and batches of one group: the objective is an exact 0 every step; the run says why."""
+    from conftest import biased_rows
+    from helpers import build_trainer
+
+    rows = sorted(biased_rows(32, 0.9, seed=4), key=lambda r: r["gender"])
+    trainer = build_trainer(
+        tiny_bert_dir, rows, None, tmp_path, eo_weight=1.0, max_steps=2, per_device_train_batch_size=4
+    )
+    trainer._get_train_sampler = lambda *a, **k: __import__("torch").utils.data.SequentialSampler(
+        trainer.train_dataset
+    )
+    with caplog.at_level("WARNING", logger="fairtune.trainer"):
+        trainer.train()
+    assert any("no training micro-batch held rows of two groups" in r.getMessage() for r in caplog.records)
+    assert any("`eo`" in r.getMessage() and "group_balance: resample" in r.getMessage() for r in caplog.records)
