@@ -12,6 +12,12 @@ Selection is over configurations (seed means): `--select dto` (fairlib's distanc
 `fairtune.selection`) or `--select "tpr_gap_rms<=0.05"` (best task metric among configurations whose mean meets the
 constraint). The chosen run is the seed of the chosen configuration closest to the configuration's mean (among
 those seeds that meet the constraint themselves): the representative model, not the luckiest seed.
+
+`run_search` (`fairtune sweep --search optuna --trials N --space eo_weight=log:0.01:10`) replaces the grid by a
+multi-objective Optuna study (task metric up, fairness gap down; TPE, NSGA-II or random sampling). Each trial is one
+configuration trained over the seeds in the same run directories, so the outputs and the selection are the grid's.
+The study is stored in SQLite in the output directory by default (an interrupted search resumes: finished trials
+count, finished runs are not re-run); `--storage` takes an Optuna RDB URL that several workers share.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mode",
         default="two_sided",
-        choices=[*MODES, *(m.replace("_", "-") for m in MODES)],
+        choices=list(dict.fromkeys([*MODES, *(m.replace("_", "-") for m in MODES)])),
         help="two_sided: originals each followed by its counterfactual; one_sided: replace in place; "
         "neutralize: replace protected terms with neutral ones in place (he/she -> they, man/woman -> person)",
     )
