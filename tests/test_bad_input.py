@@ -617,7 +617,7 @@ CASES: list[Case] = [
             "--output",
             e.path("o.jsonl"),
         ],
-        r"answer '308' at answer_start=13 does not match the context",
+        r"answer '308' at answer_start=13 is off by -1 .*set answer_start to 12",
     ),
     # ---- evaluate ----------------------------------------------------------------------------------------------
     Case("evaluate: no suite", lambda e: ["evaluate"], r"no suite selected: give --suite"),

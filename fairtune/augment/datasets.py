@@ -29,7 +29,7 @@ from typing import Any
 
 from fairtune.augment.lexicon import NAME_AXES
 from fairtune.augment.swapper import Edit, Swapper, map_offset
-from fairtune.data.squad import answer_lists
+from fairtune.data.squad import answer_lists, answer_span_problem
 from fairtune.metrics.tags import is_person_type, split_tag
 
 TASKS: tuple[str, ...] = ("text", "classification", "qa", "ner")
@@ -64,11 +64,9 @@ def normalize_task(task: str) -> str:
 def check_answer_spans(context: str, texts: Sequence[str], starts: Sequence[int], where: str) -> None:
     """Raise unless `context[start:start+len(text)] == text` for every answer (the QA span invariant)."""
     for text, start in zip(texts, starts):
-        if start < 0 or context[start : start + len(text)] != text:
-            raise ValueError(
-                f"{where}: answer {text!r} at answer_start={start} does not match the context "
-                f"(found {context[max(start, 0) : max(start, 0) + len(text)]!r}); fix answer_start or the answer text."
-            )
+        problem = "answer_start must be >= 0" if start < 0 else answer_span_problem(context, text, start)
+        if problem:
+            raise ValueError(f"{where}: {problem}.")
 
 
 def swap_qa_row(swapper: Swapper, row: dict, where: str = "row") -> tuple[dict, list[list[int]]] | None:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fairtune.data.squad import answer_span_problem, raw_answers
 from fairtune.errors import FairtuneError
 
 logger = logging.getLogger(__name__)
@@ -289,43 +290,6 @@ def validate_groups(ds, data_args, where: str, training_args=None, split: str = 
             )
 
 
-def _answers(value: Any) -> tuple[list[Any], list[Any]] | None:
-    if value is None:
-        return [], []
-    if isinstance(value, dict) and "text" in value and "answer_start" in value:
-        return list(value["text"] or []), list(value["answer_start"] or [])
-    if isinstance(value, list) and all(isinstance(a, dict) and {"text", "answer_start"} <= set(a) for a in value):
-        return [a["text"] for a in value], [a["answer_start"] for a in value]
-    return None
-
-
-def answer_span_problem(context: str, text: str, start: int) -> str | None:
-    """Why `context[start:start+len(text)] != text` (off by k, not in the context, past the end), or None."""
-    if context[start : start + len(text)] == text:
-        return None
-    found = [i for i in range(len(context)) if context.startswith(text, i)]
-    got = context[start : start + len(text)]
-    if start >= len(context):
-        where = f"; the text is at {found[0]}" if found else ""
-        return (
-            f"answer_start {start} is past the end of the context ({len(context)} characters){where}; "
-            "fix answer_start (an answer past the context would train as a no-answer example)"
-        )
-    if found:
-        best = min(found, key=lambda i: abs(i - start))
-        shift = best - start
-        return (
-            f"answer {text!r} at answer_start={start} is off by {shift:+d} (context there: {got!r}); "
-            f"set answer_start to {best}"
-        )
-    lowered = context.lower().find(text.lower())
-    hint = f" (it appears with other case or spacing at {lowered})" if lowered >= 0 else ""
-    return (
-        f"answer {text!r} is not in the context{hint} (context at answer_start={start}: {got!r}); "
-        "fix the answer text or drop the row"
-    )
-
-
 def validate_qa(ds, where: str) -> None:
     """SQuAD rows: string context and question, well-formed `answers`, and every answer span matching its context."""
     _require_columns(
@@ -345,7 +309,7 @@ def validate_qa(ds, where: str) -> None:
         if not isinstance(question, str) or not question.strip():
             problems.append((i, "`question` is empty or not text"))
             continue
-        parsed = _answers(row["answers"])
+        parsed = raw_answers(row["answers"])
         if parsed is None:
             problems.append((i, f"`answers` must be {{'text': [...], 'answer_start': [...]}}, got {row['answers']!r}"))
             continue
