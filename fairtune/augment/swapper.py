@@ -211,7 +211,10 @@ class SwapResult:
 
 @dataclass
 class ExampleState:
-    """Choices shared by every field of one example: group permutations and name replacements."""
+    """Choices shared by every field of one example: group permutations and name replacements.
+
+    `key` seeds the group permutations; empty, it is `example_key(texts)`, computed when first needed.
+    """
 
     key: str
     seed: int
@@ -257,6 +260,8 @@ class ExampleState:
         """
         perm = self.perms.get(axis)
         if perm is None:
+            if not self.key:  # computed on first use: most examples never need a group permutation
+                self.key = example_key(self.texts)
             rng = random.Random(f"{self.seed}|{axis}|{self.key}")
             order = list(groups)
             target = order[:]
@@ -563,7 +568,7 @@ class Swapper:
     # -- public API -------------------------------------------------------------------------------------------
     def new_state(self, texts: Sequence[str] = ()) -> ExampleState:
         """A fresh per-example state for the fields `texts`; their text seeds the group permutations."""
-        return ExampleState(key=example_key(texts), seed=self.seed, texts=tuple(texts), vocab=self._c.vocab_finder)
+        return ExampleState(key="", seed=self.seed, texts=tuple(texts), vocab=self._c.vocab_finder)
 
     def counterfactual(self, text: str) -> str:
         """The counterfactual of `text` (the fast path of `swap`: same result, no `Edit` objects)."""
