@@ -515,9 +515,14 @@ def lexicons_digest(lexicons: Sequence[Lexicon]) -> str:
     return hashlib.sha256("|".join(_lexicon_digest(lex) for lex in lexicons).encode()).hexdigest()[:32]
 
 
+_COMPILED_MAX = 16  # distinct lexicon sets kept per process (oldest dropped first)
+
+
 def _compiled(lexicons: tuple[Lexicon, ...], key: str, use_automaton: bool) -> _Compiled:
     got = _COMPILED.get((key, use_automaton))
     if got is None:
+        while len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
         got = _COMPILED[(key, use_automaton)] = _Compiled(lexicons, use_automaton)
     return got
 
