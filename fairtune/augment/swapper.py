@@ -552,6 +552,10 @@ class Swapper:
         self._stateful = compiled.stateful
         self._automaton = compiled.automaton
 
+    def fingerprint(self) -> str:
+        """What decides this engine's output besides the text (lexicons, seed, engine): keys datasets' cache."""
+        return f"{type(self).__name__}|{self.key}|{self.seed}"
+
     def __getstate__(self) -> dict:
         """Pickle the cache key, the seed and the lexicons as one bytes blob (cheap for dill and datasets hashing)."""
         return {
