@@ -134,6 +134,38 @@ def check_equal_to_v0(texts: list[str]) -> int:
     return n
 
 
+def pickling_costs() -> dict[str, dict[str, float]]:
+    """What `Dataset.map(num_proc=N)` pays per callable: dill size/dumps/loads and datasets' `Hasher.hash`, for a
+    `BatchAugmenter` over all five axes holding the v0 swapper vs the current one (the cause of the old slowdown)."""
+    import dill
+    from datasets.fingerprint import Hasher
+
+    from fairtune.augment.datasets import BatchAugmenter
+
+    lex = resolve_lexicons(ALL_AXES)
+    out = {}
+    for name, sw in (("v0", SwapperV0(lex)), ("current", Swapper(lex))):
+        fn = BatchAugmenter.__new__(BatchAugmenter)  # the v0 swapper lacks the attributes __init__ now reads
+        fn.swapper, fn.task, fn.mode, fn.text_columns, fn.label_names, fn.label_ids = (
+            sw,
+            "text",
+            "two_sided",
+            [],
+            None,
+            {},
+        )
+        t0 = time.perf_counter()
+        blob = dill.dumps(fn)
+        t1 = time.perf_counter()
+        dill.loads(blob)
+        t2 = time.perf_counter()
+        Hasher.hash(fn)
+        t3 = time.perf_counter()
+        out[name] = {"kib": len(blob) / 1024, "dumps_ms": (t1 - t0) * 1e3, "loads_ms": (t2 - t1) * 1e3}
+        out[name]["hash_ms"] = (t3 - t2) * 1e3
+    return out
+
+
 def _write_jsonl(path: Path, texts: list[str], reps: int) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         i = 0
@@ -271,6 +303,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         f"num_proc={args.num_proc}: augment loop {parn / par1:.2f}x, Dataset.map {mapn / map1:.2f}x one process "
         "(target 1.7x)"
     )
+    for name, c in pickling_costs().items():
+        print(
+            f"pickled BatchAugmenter (all 5 axes, {name}): {c['kib']:.0f} KiB, dill dumps {c['dumps_ms']:.0f} ms, "
+            f"loads {c['loads_ms']:.0f} ms, datasets Hasher.hash {c['hash_ms']:.0f} ms"
+        )
     rss = {k: r["rss"] for k, r in results.items() if "rss" in r}
     if rss:
         first = next(iter(rss.values()))

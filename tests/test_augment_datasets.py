@@ -253,3 +253,36 @@ def test_wnut17_rows_keep_lengths() -> None:
     assert sum(r[CF_SOURCE] >= 0 for r in out) > 20
     for r in out:
         assert len(r["tokens"]) == len(r["ner_tags"]) == r[CF_TOKEN_MAP][-1][1]
+
+
+def test_dataset_fingerprint_follows_the_settings_not_the_run() -> None:
+    """The same data and settings give the same fingerprint in every process (datasets' cache then hits)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from datasets import Dataset; from fairtune.augment import CounterfactualAugmenter as C; "
+        "ds = Dataset.from_list([{'text': 'He met Mary.', 'label': 1}]); "
+        "print(C(axes=('gender', 'names', 'religion')).augment_dataset(ds)._fingerprint)"
+    )
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert len(prints) == 1 and len(next(iter(prints))) == 32  # frozenset order differs between the two runs
+    ds = Dataset.from_list(TEXT_ROWS)
+    a = AUG.augment_dataset(ds, task="text")
+    others = {
+        CounterfactualAugmenter(axes=("gender", "names"), seed=1).augment_dataset(ds)._fingerprint,
+        CounterfactualAugmenter(axes=("gender",), seed=0).augment_dataset(ds)._fingerprint,
+        AUG.augment_dataset(ds, task="text", mode="one_sided")._fingerprint,
+        AUG.augment_dataset(ds, task="text", mode="neutralize")._fingerprint,
+    }
+    assert a._fingerprint not in others and len(others) == 4

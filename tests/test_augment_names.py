@@ -49,3 +49,13 @@ def test_gender_swap_in_text_leaves_race_unchanged_and_names_race_changes_it() -
     assert raced and all(_race(ed.old) != _race(ed.new) for ed in raced)
     for ed in raced:  # names_race keeps the gender slot
         assert RACE.index[ed.old.lower()][1] == RACE.index[ed.new.lower()][1]
+
+
+def test_no_first_name_is_a_gendered_word() -> None:
+    """Beau/Belle, King/Queen are gender words; as names they would chain (Susanne -> Beau -> Belle)."""
+    assert not set(builtin_lexicon("names").mapping) & builtin_lexicon("gender").terms()
+    aug = CounterfactualAugmenter(axes=("gender", "names"))
+    for word, target in builtin_lexicon("names").bijective_part().items():
+        if word not in builtin_lexicon("names").homographs:
+            text = f"{target} met."
+            assert aug.counterfactual(aug.counterfactual(text)) == text

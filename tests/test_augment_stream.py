@@ -179,3 +179,19 @@ def test_bad_csv_and_parquet_inputs_are_named(tmp_path, capsys) -> None:
     pq_out = str(tmp_path / "o.parquet")
     assert main(["augment", "--task", "text", "--input", str(mixed), "--output", pq_out, "--no-progress"]) == 2
     assert "do not make one Parquet schema" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_non_utf8_input_names_the_byte_and_the_fix(tmp_path, suffix: str, capsys) -> None:
+    text = {
+        ".csv": "text,label\nHe left,1\nMary is a café owner,0\n",
+        ".jsonl": '{"text": "He left"}\n{"text": "Mary is a café owner"}\n',
+        ".json": '[{"text": "He left"}, {"text": "Mary is a café owner"}]',
+    }[suffix]
+    src = tmp_path / f"in{suffix}"
+    src.write_bytes(text.encode("latin-1"))
+    argv = ["augment", "--task", "text", "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    line = 1 if suffix == ".json" else 3 if suffix == ".csv" else 2
+    assert f"--input: {src} is not UTF-8: byte 0xe9 at line {line}" in err and "latin-1" in err and "iconv" in err

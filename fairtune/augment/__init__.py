@@ -11,6 +11,7 @@ aug.neutralize("He is her father.")                     # 'They are their parent
 from fairtune.augment.augmenter import CounterfactualAugmenter, augment_dataset, group_from_lexicon
 from fairtune.augment.datasets import CF_EDITS, CF_ORIGIN, CF_SOURCE, CF_TOKEN_MAP, MODES, TASKS
 from fairtune.augment.lexicon import BUILTIN_AXES, builtin_lexicon, load_lexicon_file
+from fairtune.augment.neutral import Neutralizer
 from fairtune.augment.swapper import Edit, Swapper, SwapResult, map_offset
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "TASKS",
     "CounterfactualAugmenter",
     "Edit",
+    "Neutralizer",
     "SwapResult",
     "Swapper",
     "augment_dataset",

@@ -411,7 +411,7 @@ def augment_dataset(
         features[CF_EDITS] = List(List(Value("int64")))
     fn = BatchAugmenter(swapper, task, mode, text_columns, label_names)
     # The fingerprint from what decides the output, not from hashing the callable (deterministic across runs).
-    settings = (FINGERPRINT_VERSION, type(swapper).__name__, swapper.key, swapper.seed, task, mode)
+    settings = (FINGERPRINT_VERSION, fn.swapper.fingerprint(), task, mode)
     settings += (tuple(text_columns), tuple(label_names or ()), batch_size)
     new_fingerprint = hashlib.sha256(repr((ds._fingerprint, settings)).encode()).hexdigest()[:32]
     return ds.map(

@@ -14,6 +14,7 @@ no neutral form here and are refused with the fix.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -109,6 +110,11 @@ class Neutralizer(Swapper):
     def __init__(self, lexicons: Sequence[Lexicon], seed: int = 0, *, matcher: str = "automaton") -> None:
         """Neutral lexicons for the axes of `lexicons` (gender, names, names_race), compiled once like a Swapper."""
         super().__init__(neutral_lexicons(lexicons), seed=seed, matcher=matcher)
+
+    def fingerprint(self) -> str:
+        """The swapper's fingerprint plus the neutral forms (verbs, adverbs, names of `neutral.json`)."""
+        data = json.dumps(neutral_data(), sort_keys=True, ensure_ascii=False).encode("utf-8")
+        return f"{super().fingerprint()}|{hashlib.sha256(data).hexdigest()[:16]}"
 
     def _init(self, compiled) -> None:
         super()._init(compiled)

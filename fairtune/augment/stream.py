@@ -110,9 +110,49 @@ def open_source(path: str | Path, task: str, chunk_rows: int = 1000) -> Source:
     return Source(path, lambda: _json_chunks(path, task, chunk_rows, size), size, "B")
 
 
+def _not_utf8(path: str | Path, byte: int, line: int, col: int, sample: bytes = b"") -> ValueError:
+    guess = ""
+    try:
+        sample.decode("cp1252")
+        guess = " It looks latin-1/cp1252 encoded (as Excel saves CSV)."
+    except UnicodeDecodeError:
+        pass
+    path = Path(path)
+    return ValueError(
+        f"--input: {path} is not UTF-8: byte 0x{byte:02x} at line {line}, column {col}.{guess} Re-encode it: "
+        f"`iconv -f cp1252 -t utf-8 {path} > {path.stem}.utf8{path.suffix}`."
+    )
+
+
+def _find_bad_utf8(path: Path) -> ValueError | None:
+    """The error naming the first byte of `path` that is not UTF-8 (read in blocks), or None when it all decodes."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line, line_start = 0, 1, 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                bad = err.start
+                line += block.count(b"\n", 0, bad)
+                nl = block.rfind(b"\n", 0, bad)
+                col = bad - nl - 1 if nl >= 0 else offset + bad - line_start
+                return _not_utf8(path, block[bad], line, col, block[max(0, bad - 200) : bad + 200])
+            line += block.count(b"\n")
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                line_start = offset + nl + 1
+            offset += len(block)
+    return None
+
+
 def _parse_line(path: str, lineno: int, line: bytes) -> dict:
     try:
         row = json.loads(line)
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, line[err.start], lineno, err.start, line) from None
     except json.JSONDecodeError as err:
         raise ValueError(f"--input: {path} line {lineno} is not valid JSON ({err.msg}); fix that line.") from err
     if not isinstance(row, dict):
@@ -189,12 +229,18 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
                     batch = next(batches)
                 except StopIteration:
                     break
+                if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in batch.schema):
+                    # pyarrow reads a column that is not valid UTF-8 as bytes: name the byte instead
+                    raise _find_bad_utf8(path) or ValueError(f"--input: {path} has a column of bytes, not text.")
                 pending.extend(batch.to_pylist())
                 while len(pending) >= chunk_rows:
                     rows, pending = pending[:chunk_rows], pending[chunk_rows:]
                     yield Chunk(start, rows, fh.tell())
                     start += len(rows)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            bad = _find_bad_utf8(path) if "utf8" in str(err).lower().replace("-", "") else None
+            if bad is not None:
+                raise bad from None
             raise ValueError(
                 f"--input: {path} after row {start + len(pending)}: {err}. Fix that row, or convert the file to "
                 "JSONL (csv column types are taken from the first megabyte)."
@@ -217,7 +263,9 @@ def read_json_rows(path: Path, task: str) -> list[dict]:
     from fairtune.data import flatten_squad
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_bytes())
+    except UnicodeDecodeError:
+        raise _find_bad_utf8(path) or ValueError(f"--input: {path} is not UTF-8 text.") from None
     except json.JSONDecodeError as err:
         raise ValueError(
             f"--input: {path} is not valid JSON ({err}); for one row per line name the file .jsonl."

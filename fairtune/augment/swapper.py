@@ -211,7 +211,10 @@ class SwapResult:
 
 @dataclass
 class ExampleState:
-    """Choices shared by every field of one example: group permutations and name replacements."""
+    """Choices shared by every field of one example: group permutations and name replacements.
+
+    `key` seeds the group permutations; empty, it is `example_key(texts)`, computed when first needed.
+    """
 
     key: str
     seed: int
@@ -257,6 +260,8 @@ class ExampleState:
         """
         perm = self.perms.get(axis)
         if perm is None:
+            if not self.key:  # computed on first use: most examples never need a group permutation
+                self.key = example_key(self.texts)
             rng = random.Random(f"{self.seed}|{axis}|{self.key}")
             order = list(groups)
             target = order[:]
@@ -510,9 +515,14 @@ def lexicons_digest(lexicons: Sequence[Lexicon]) -> str:
     return hashlib.sha256("|".join(_lexicon_digest(lex) for lex in lexicons).encode()).hexdigest()[:32]
 
 
+_COMPILED_MAX = 16  # distinct lexicon sets kept per process (oldest dropped first)
+
+
 def _compiled(lexicons: tuple[Lexicon, ...], key: str, use_automaton: bool) -> _Compiled:
     got = _COMPILED.get((key, use_automaton))
     if got is None:
+        while len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
         got = _COMPILED[(key, use_automaton)] = _Compiled(lexicons, use_automaton)
     return got
 
@@ -542,6 +552,10 @@ class Swapper:
         self._stateful = compiled.stateful
         self._automaton = compiled.automaton
 
+    def fingerprint(self) -> str:
+        """What decides this engine's output besides the text (lexicons, seed, engine): keys datasets' cache."""
+        return f"{type(self).__name__}|{self.key}|{self.seed}"
+
     def __getstate__(self) -> dict:
         """Pickle the cache key, the seed and the lexicons as one bytes blob (cheap for dill and datasets hashing)."""
         return {
@@ -563,7 +577,7 @@ class Swapper:
     # -- public API -------------------------------------------------------------------------------------------
     def new_state(self, texts: Sequence[str] = ()) -> ExampleState:
         """A fresh per-example state for the fields `texts`; their text seeds the group permutations."""
-        return ExampleState(key=example_key(texts), seed=self.seed, texts=tuple(texts), vocab=self._c.vocab_finder)
+        return ExampleState(key="", seed=self.seed, texts=tuple(texts), vocab=self._c.vocab_finder)
 
     def counterfactual(self, text: str) -> str:
         """The counterfactual of `text` (the fast path of `swap`: same result, no `Edit` objects)."""

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ValueError, FileNotFoundError) as err:
         msg = str(err)
-        if "unknown axis" in msg or "neutralize" in msg and "axes" in msg:
+        if "unknown axis" in msg or ("neutralize" in msg and "axes" in msg):
             msg = f"--axes: {msg}"
         elif msg.startswith("lexicon "):
             msg = f"--lexicon: {msg}"

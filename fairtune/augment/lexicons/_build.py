@@ -162,8 +162,19 @@ def name_ethnicity(data: Path) -> dict[str, str]:
     return out
 
 
+def _gender_words() -> set[str]:
+    """Every lower-cased word of the curated gender.json (a name that is one, as Beau or King, is left out)."""
+    g = json.loads((HERE / "gender.json").read_text(encoding="utf-8"))
+    pairs = g["pairs"].values() if isinstance(g["pairs"], dict) else [g["pairs"]]
+    words = {w.lower() for block in pairs for pair in block for w in pair}
+    words |= {e[0].lower() for e in g.get("one_way", [])} | {w.lower() for w in g.get("contextual", {})}
+    return words
+
+
 def build_names(data: Path) -> dict:
     fem, mal = gendered_first_names(data)
+    gendered = _gender_words()  # the gender axis swaps these words; as names they would break the bijection
+    fem, mal = [n for n in fem if n.lower() not in gendered], [n for n in mal if n.lower() not in gendered]
     homo = {_title(h) for h in HOMOGRAPHS}
     ethnicity = name_ethnicity(data)
     # Female and male names are paired by frequency rank *within* one race/ethnicity (a gender swap keeps the
@@ -185,7 +196,7 @@ def build_names(data: Path) -> dict:
         "kind": "pairs",
         "description": (
             "US first names by gender (Census 1990; names whose gender share is under "
-            f"{GENDER_SHARE:.0%} are left out), female and male names paired by frequency rank within one "
+            f"{GENDER_SHARE:.0%} and names that are gender.json words, as Beau or King, are left out), female and male names paired by frequency rank within one "
             "race/ethnicity (Tzioumis 2018, as in names_race.json; `_nyc` blocks: names Tzioumis does not place, "
             "by NYC Popular Baby Names 2011-2017 birth ethnicity; a group holds at least "
             f"{RACE_SHARE:.0f}% of bearers), so that a gender swap keeps the name's likely race. Each block is one "
