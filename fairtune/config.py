@@ -120,7 +120,8 @@ class DataArguments:
         group_column: column holding the protected attribute (strings or ints, any number of groups); a list of
             columns forms intersectional groups. Rows with a missing group are trained on but left out of group
             objectives and metrics.
-        cda: counterfactual data augmentation mode (`none`, `two_sided`, `one_sided`).
+        cda: counterfactual data augmentation mode (`none`, `two_sided`, `one_sided`, or `neutralize`: protected
+            terms replaced by neutral forms, he/she -> they, man/woman -> person, names -> a neutral name).
         label_list: NER tag names in id order, for int `ner_tags` that carry no ClassLabel names.
         ner_pooling: NER pooled representation for the adversary: `first` token or `entity` (mean over person
             entity tokens, which is where name bias lives).
@@ -146,7 +147,7 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the evaluation sets."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for datasets.map."})
-    cda: str = field(default="none", metadata={"help": "none | two_sided | one_sided"})
+    cda: str = field(default="none", metadata={"help": "none | two_sided | one_sided | neutralize"})
     cda_axes: list[str] = field(default_factory=lambda: ["gender"], metadata={"help": "Swap axes."})
     cda_seed: int = field(default=0, metadata={"help": "Seed of the counterfactual name choice."})
     cda_lexicon: str | None = field(default=None, metadata={"help": "User lexicon file (json or tsv)."})

@@ -23,7 +23,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # `fairtune augment` streams its input in chunks (its own reader): the encoding check there is its owner's
-AUGMENT = pytest.mark.xfail(strict=False, reason="augment's streaming reader does not check the encoding yet")
 
 QA_OK = {
     "context": "Mary scored 308 points in the game .",
@@ -549,7 +548,6 @@ CASES: list[Case] = [
         "augment: --input latin-1 csv",
         lambda e: ["augment", "--task", "text", "--input", e.raw("in.csv", LATIN1_CSV), "--output", e.path("o.jsonl")],
         r"--input`?: .*in\.csv is not UTF-8.*latin-1",
-        marks=(AUGMENT,),
     ),
     Case(
         "augment: --input empty",
