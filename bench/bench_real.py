@@ -208,7 +208,7 @@ def _thresholds_api():
     try:
         from fairtune.posthoc.thresholds import apply_thresholds, fit_thresholds
     except ImportError:
-        from fairtune.thresholds import apply_thresholds, fit_thresholds
+        from fairtune.posthoc.thresholds import apply_thresholds, fit_thresholds
     return fit_thresholds, apply_thresholds
 
 

@@ -84,7 +84,7 @@ def test_qa_context_question_answers_swapped_together() -> None:
 def test_qa_bad_input_span_raises() -> None:
     row = _qa_row("He left.", ["left"])
     row["answers"]["answer_start"] = [0]
-    with pytest.raises(ValueError, match="answer .left. at answer_start=0 is off by \+3.*set answer_start to 3"):
+    with pytest.raises(ValueError, match=r"answer .left. at answer_start=0 is off by \+3.*set answer_start to 3"):
         AUG.augment_rows([row], task="qa")
 
 

@@ -119,7 +119,7 @@ def test_lm_suites_with_model_baseline(tmp_path):
 def test_thresholds_fit_store_and_apply(tmp_path):
     import shutil
 
-    from fairtune.thresholds import load_thresholds, predict_with_thresholds
+    from fairtune.posthoc.thresholds import load_thresholds, predict_with_thresholds
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model("classifier"), model)

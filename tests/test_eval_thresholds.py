@@ -227,7 +227,7 @@ def test_inferred_groups_apply_the_predicted_groups_thresholds():
 
 
 def test_old_import_path_still_works():
-    from fairtune.thresholds import apply_thresholds as old_apply
+    from fairtune.posthoc.thresholds import apply_thresholds as old_apply
 
     assert old_apply is apply_thresholds
 

@@ -242,13 +242,23 @@ def _fit_on_shard(out_path):
         )
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_two_processes_give_the_single_process_eraser(tmp_path):
-    from accelerate import debug_launcher
+    """Two `accelerate launch` processes (gloo on CPU), each fitting on its half of the batches. A subprocess, not
+    accelerate's fork-based debug_launcher: forking a process whose OpenMP pool is running deadlocks torch."""
+    from test_distributed import _launch, _wait
 
     out = tmp_path / "fit.pt"
-    debug_launcher(_fit_on_shard, args=(str(out),), num_processes=2)
+    _wait(_launch([__file__, str(out)]))
     got = torch.load(out)
     single = fit_eraser(_bert(), _batches(groups=3), 3)
     assert got["rows"] == single.rows and list(got["counts"]) == single.group_counts
     assert torch.allclose(got["P"], single.eraser.P, atol=1e-8)
     assert torch.allclose(got["bias"], single.eraser.bias, atol=1e-10)
+
+
+if __name__ == "__main__":  # run by the two-process test under `accelerate launch`
+    import sys
+
+    _fit_on_shard(sys.argv[1])

@@ -126,7 +126,7 @@ def _thresholds_section(result: SuiteResult) -> list[str]:
         lines.append(f"| `{k}` | {fmt(v)} | {fmt(result.metrics.get(k))} | {fmt_change(result.metrics.get(k), v)} |")
     lines.append("")
     lines.append(
-        "A plain transformers pipeline ignores these thresholds; use `fairtune.thresholds.predict_with_thresholds`."
+        "A plain transformers pipeline ignores these thresholds; use `fairtune.posthoc.thresholds.predict_with_thresholds`."
     )
     return lines
 

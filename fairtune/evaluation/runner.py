@@ -60,7 +60,7 @@ class _Models:
 
 def run_suites(model: str | None, config: EvalConfig, models: _Models) -> list[SuiteResult]:
     """Run every suite of `config` against `model`."""
-    from fairtune.thresholds import load_thresholds
+    from fairtune.posthoc.thresholds import load_thresholds
 
     results = []
     for name in config.suites:

@@ -166,7 +166,7 @@ def run(
     notes = []
     details: dict[str, Any] = {"n_examples": int(len(inputs.y_true)), "source": options.predictions or options.data}
     if thresholds and options.use_thresholds and inputs.probs is not None and inputs.probs.shape[1] == 2:
-        from fairtune.thresholds import apply_thresholds
+        from fairtune.posthoc.thresholds import apply_thresholds
 
         raw, _ = group_metrics_with_intervals(
             GroupInputs(inputs.y_true, inputs.y_pred, inputs.groups), EvalSettings(n_bootstrap=0), labels
