@@ -20,6 +20,7 @@ GROUP_BALANCE = ("none", "reweight", "resample")
 KERNELS = ("gaussian", "laplacian")
 ADVERSARY_SCHEDULES = ("constant", "ganin")
 ADVERSARY_INPUTS = ("representation", "logits")
+ERASURE_METHODS = ("none", "leace", "orth")
 
 # The historic objective weight fields (0 = off); each is an alias of a registered objective (fairtune.objectives).
 OBJECTIVE_WEIGHTS = (
@@ -280,6 +281,17 @@ class FairTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "NER/QA: the groups the `*_gap` metrics compare (default: all)."}
     )
     leakage_probe: bool = field(default=True, metadata={"help": "Fit a post-hoc probe for group leakage."})
+    erasure: str = field(
+        default="none",
+        metadata={
+            "help": "Post-hoc concept erasure after training, folded into the head: none | leace | orth "
+            "(LEACE, Belrose et al. 2023, via concept-erasure)."
+        },
+    )
+    erasure_refit_head: bool = field(
+        default=False, metadata={"help": "Retrain the head on erased features before folding (INLP/RLACE)."}
+    )
+    erasure_refit_epochs: int = field(default=3, metadata={"help": "Epochs of `erasure_refit_head`."})
     objectives: None | str | dict = field(
         default=None,
         metadata={
@@ -299,6 +311,16 @@ class FairTrainingArguments(TrainingArguments):
             if value is None or value < 0:
                 _fail(name, f"weights must be >= 0 (0 turns the term off), got {value}.")
         self.objectives = parse_objectives(self.objectives)
+        if self.erasure not in ERASURE_METHODS:
+            hint = " (quadratic erasure cannot be folded into the model; use `fairtune erase`'s library API)"
+            _fail(
+                "erasure",
+                f"unknown method {self.erasure!r}; choose {', '.join(ERASURE_METHODS)}"
+                + (hint if self.erasure == "quadratic" else "")
+                + ".",
+            )
+        if self.erasure_refit_epochs < 1:
+            _fail("erasure_refit_epochs", f"must be >= 1, got {self.erasure_refit_epochs}.")
         if isinstance(self.resume_from_checkpoint, str) and self.resume_from_checkpoint.lower() in BOOL_WORDS:
             # `--resume_from_checkpoint true` is the flag, not a directory named "true"
             self.resume_from_checkpoint = BOOL_WORDS[self.resume_from_checkpoint.lower()]

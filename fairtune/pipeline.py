@@ -144,6 +144,8 @@ def run_training(
     if "train" in processed:
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         results["train"] = train_result.metrics
+        if training_args.erasure != "none":
+            results["erasure"] = erase_after_training(trainer, processed, len(enc.group_names))
         trainer.save_model()
         trainer.save_state()  # trainer_state.json: the log history with every objective's values
     for split in ("validation", "test"):
@@ -158,6 +160,10 @@ def run_training(
                     report[key] = cf_report[key]
         results[split] = report
     report_split = "test" if "test" in results else "validation" if "validation" in results else None
+    if report_split and "erasure" in results:  # what the fold did, next to the final metrics
+        results[report_split].update(
+            {f"erasure_{k}": v for k, v in results["erasure"].items() if isinstance(v, (int, float))}
+        )
     if report_split and trainer.is_world_process_zero():
         write_fairness_report(out_dir, results[report_split], title=f"fairtune fairness report ({report_split})")
         (out_dir / "all_results.json").write_text(json.dumps(results, indent=2, default=float))
@@ -170,6 +176,39 @@ def run_training(
         trainer.push_to_hub()
     results["output_dir"] = str(out_dir)
     return results
+
+
+def erase_after_training(trainer: FairTrainer, processed: dict[str, Any], num_groups: int) -> dict[str, Any]:
+    """`erasure: leace | orth`: fit the eraser on the training split's head inputs, fold it into the head (the model
+    stays a plain transformers model) and put the erased model in the trainer for the final evaluation and saving.
+    Returns what was done, with the held-out probe on the head input before and after (validation, else test)."""
+    from fairtune.posthoc.step import erase_model, erasure_report
+
+    args = trainer.args
+    fair = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(fair.task_model, "peft_config"):
+        raise ValueError(
+            "`erasure`: the eraser folds into a full head; with `use_peft` merge the adapter first "
+            "(model.merge_and_unload()) and run `fairtune erase` on the merged model."
+        )
+    fit_batches = trainer.get_eval_dataloader(processed["train"])
+    erased, fit, info = erase_model(
+        fair.task_model,
+        list(fit_batches) if args.erasure_refit_head else fit_batches,
+        num_groups,
+        method=args.erasure,
+        refit_head=args.erasure_refit_head,
+        refit_epochs=args.erasure_refit_epochs,
+        seed=args.seed,
+        accelerator=trainer.accelerator,
+    )
+    held_out = next((processed[s] for s in ("validation", "test") if s in processed), None)
+    if held_out is not None:
+        info.update(
+            erasure_report(fair.task_model, erased, fit, trainer.get_eval_dataloader(held_out), seed=args.seed)
+        )
+    fair.task_model = erased  # the FairModel (fairtune's wrapper) now holds the erased model; the caller's is intact
+    return {k: v for k, v in info.items() if isinstance(v, (int, float, str, list, dict, bool))}
 
 
 def evaluate_split(trainer: FairTrainer, dataset, split: str, references: Any = None) -> dict[str, Any]:
