@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fairtune.cli import main
-from fairtune.cli.demo import COMMON, RUNS
+from fairtune.cli.demo import COMMON, RUNS, run_folder
 from fairtune.config import DataArguments, FairTrainingArguments, ModelArguments
 from fairtune.parser import parse_config
 
@@ -54,7 +54,7 @@ def test_every_recipe_parses():
 
 def test_demo_recipes_match_the_demo_command():
     for name, extra in RUNS.items():
-        recipe = yaml.safe_load((REPO / "recipes/classification" / f"minilm-demo-{name}.yaml").read_text())
+        recipe = yaml.safe_load((REPO / "recipes/classification" / f"minilm-demo-{run_folder(name)}.yaml").read_text())
         recipe.pop("output_dir")
         assert recipe == {**COMMON, **extra}, name
 

@@ -52,3 +52,20 @@ def test_erasure_after_training_folds_into_a_plain_model(tiny_bert_dir, biased_f
     assert "erasure" not in plain
     with pytest.raises(ValueError, match="`erasure`: unknown method 'quadratic'.*cannot be folded"):
         FairTrainingArguments(output_dir=str(tmp_path), erasure="quadratic")
+
+
+@pytest.mark.slow
+def test_demo_table_has_the_post_hoc_rows(tmp_path):
+    """`fairtune demo` puts plain + thresholds and plain + LEACE next to the in-training methods."""
+    from fairtune.cli import main
+
+    assert (
+        main(["demo", "--output-dir", str(tmp_path), "--runs", "baseline,baseline + leace", "--max-steps", "2"]) == 0
+    )
+    runs = json.loads((tmp_path / "comparison.json").read_text())["runs"]
+    assert list(runs) == ["baseline", "baseline + leace", "baseline + thresholds (EO)"]
+    assert runs["baseline + thresholds (EO)"]["accuracy"] is not None
+    assert runs["baseline + thresholds (EO)"]["leakage_probe_accuracy"] is None  # thresholds change no representation
+    assert (tmp_path / "baseline_leace" / "model.safetensors").is_file()
+    table = (tmp_path / "comparison.md").read_text()
+    assert "| baseline + thresholds (EO) |" in table and "| baseline + leace |" in table
