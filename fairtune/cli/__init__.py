@@ -43,6 +43,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "fairtune.cli.evaluate",
         "fit per-group decision thresholds (Hardt et al. 2016) and store them with the model",
     ),
+    "erase": (
+        "fairtune.cli.erase",
+        "erase a group from a classifier's representation (LEACE) and save a plain transformers model",
+    ),
     "card": ("fairtune.cli.hub", "render DIR/README.md, the model card, from a trained model dir"),
     "push": ("fairtune.cli.hub", "upload a trained model dir and its card to the Hugging Face Hub"),
     "sweep": ("fairtune.cli.sweep", "run a recipe over weights x seeds; frontier and model selection"),
