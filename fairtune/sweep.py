@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
 import re
 import shlex
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,8 @@ TABLE_METRICS = (
     "leakage_probe_accuracy",
 )
 _RESERVED = ("seed", "output_dir")
+
+logger = logging.getLogger(__name__)
 
 
 # ---- planning ----------------------------------------------------------------------------------------------------
@@ -189,7 +193,11 @@ def plan_runs(grid: dict[str, list[str]], seeds: list[int], output: Path) -> lis
 
 
 def _train_command(recipe: str | None, tokens: list[str]) -> str:
-    return " ".join(shlex.quote(a) for a in ["fairtune", "train", *([recipe] if recipe else []), *tokens])
+    """The `fairtune train` command of one run, as written to sweep.json (token values redacted)."""
+    from fairtune.cards.secrets import redact_command
+
+    argv = ["fairtune", "train", *([recipe] if recipe else []), *tokens]
+    return " ".join(shlex.quote(a) for a in redact_command(argv))
 
 
 # ---- running -----------------------------------------------------------------------------------------------------
@@ -594,9 +602,11 @@ def run_sweep(
     accelerate_config: str | None = None,
     task_metric: str | None = None,
     fairness_metric: str | None = None,
-    log=print,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the sweep, then write and return the summary; raises ValueError on a bad configuration."""
+    """Run (or resume) the sweep, then write and return the summary; raises ValueError on a bad configuration.
+    Progress lines go to `log` (the CLI prints them; by default they are logged)."""
+    log = log or logger.info
     from fairtune.parser import parse_config
 
     overrides = list(overrides or [])
@@ -769,7 +779,7 @@ def run_search(
     accelerate_config: str | None = None,
     task_metric: str | None = None,
     fairness_metric: str | None = None,
-    log=print,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """A multi-objective Optuna study over `space` (task metric up, fairness gap down), each trial over `seeds`.
 
@@ -779,6 +789,7 @@ def run_search(
     trials are complete. The summary, `sweep.md`, `frontier.png` and the selection (DTO or a constraint, over
     every complete trial) are the grid sweep's; `summary["search"]` adds the trials and the study's Pareto front.
     """
+    log = log or logger.info
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState

@@ -246,3 +246,19 @@ def test_frontier_error_bars_stay_inside_the_seed_range():
     assert low == pytest.approx(0.2) and high == pytest.approx(0.3)  # never drawn below the best seed (0)
     one = {"mean": {"gap": 0.2}, "std": {"gap": 0.0}, "min": {"gap": 0.2}, "max": {"gap": 0.2}}
     assert _clipped_spread(one, "gap") == [[0.0], [0.0]]
+
+
+def test_sweep_run_commands_never_hold_a_token():
+    from fairtune.sweep import _train_command
+
+    cmd = _train_command("r.yaml", ["--hub_token", "hf_secretvalue123", "--eo_weight", "1"])
+    assert "hf_secretvalue123" not in cmd and "<redacted>" in cmd and "--eo_weight 1" in cmd
+
+
+def test_the_library_sweep_logs_instead_of_printing(monkeypatch, capsys):
+    import inspect
+
+    from fairtune import sweep
+
+    assert inspect.signature(sweep.run_sweep).parameters["log"].default is None
+    assert inspect.signature(sweep.run_search).parameters["log"].default is None

@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 accelerate_config=args.accelerate_config,
                 task_metric=args.task_metric,
                 fairness_metric=args.fairness_metric,
+                log=print,
             )
     except (ValueError, FileNotFoundError) as err:
         print(f"fairtune sweep: {err}", file=sys.stderr)
@@ -144,4 +145,5 @@ def _run_optuna(args: argparse.Namespace) -> dict:
         accelerate_config=args.accelerate_config,
         task_metric=args.task_metric,
         fairness_metric=args.fairness_metric,
+        log=print,
     )
