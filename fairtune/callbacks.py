@@ -16,25 +16,13 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from fairtune.metrics.group import HEADLINE_METRICS
 from fairtune.selection import parse_constraints
 
 logger = logging.getLogger(__name__)
 
 #: the fairness metrics the monitor reports per window, tracked at each evaluation when present
-TRACKED_METRICS = (
-    "accuracy",
-    "macro_f1",
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equal_opportunity_difference",
-    "equal_opportunity_ratio",
-    "tpr_gap_rms",
-    "bias_coefficient_gap",
-    "flip_rate",
-    "ctf_gap",
-)
+TRACKED_METRICS = (*HEADLINE_METRICS, "bias_coefficient_gap", "flip_rate", "ctf_gap")
 
 
 class FairnessCallback(TrainerCallback, ExportableState):
