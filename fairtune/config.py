@@ -277,6 +277,13 @@ class FairTrainingArguments(TrainingArguments):
     adversary_balance: bool = field(default=False, metadata={"help": "Balance the adversary's group cells."})
     group_balance: str = field(default="none", metadata={"help": "none | reweight | resample"})
     min_group_count: int = field(default=2, metadata={"help": "Warn when a micro-batch holds fewer of a group."})
+    min_group_rows: int = field(
+        default=0,
+        metadata={
+            "help": "Evaluation: a group with fewer rows is reported with its count but left out of the headline "
+            "gaps (with a warning)."
+        },
+    )
     gap_groups: list[str] | None = field(
         default=None, metadata={"help": "NER/QA: the groups the `*_gap` metrics compare (default: all)."}
     )
@@ -319,6 +326,8 @@ class FairTrainingArguments(TrainingArguments):
                 + (hint if self.erasure == "quadratic" else "")
                 + ".",
             )
+        if self.min_group_rows < 0:
+            _fail("min_group_rows", f"must be >= 0, got {self.min_group_rows}.")
         if self.erasure_refit_epochs < 1:
             _fail("erasure_refit_epochs", f"must be >= 1, got {self.erasure_refit_epochs}.")
         if isinstance(self.resume_from_checkpoint, str) and self.resume_from_checkpoint.lower() in BOOL_WORDS:

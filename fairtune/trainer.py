@@ -540,6 +540,7 @@ class FairTrainer(Trainer):
             gap_groups=list(self.args.gap_groups or []) or None,
             nested=self.nested_report,
             references=self._active_references,
+            min_group_size=self.args.min_group_rows,
         )
         metrics = self.adapter.evaluate(preds, labels, context)
         groups = labels.get(GROUP_KEY)

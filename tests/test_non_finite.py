@@ -71,3 +71,21 @@ def test_a_group_objective_that_never_sees_two_groups_says_so(tiny_bert_dir, tmp
         trainer.train()
     assert any("no training micro-batch held rows of two groups" in r.getMessage() for r in caplog.records)
     assert any("`eo`" in r.getMessage() and "group_balance: resample" in r.getMessage() for r in caplog.records)
+
+
+def test_small_groups_are_reported_with_their_count_and_left_out_of_the_gaps(tiny_bert_dir, tmp_path, caplog):
+    """`min_group_rows`: a group below it keeps its row in the per-group table but no longer drives the gaps."""
+    from conftest import biased_rows
+    from helpers import build_trainer
+
+    rows = biased_rows(40, 0.5, seed=6)
+    evaluation = rows[:30] + [{**r, "gender": "x"} for r in rows[30:33]]  # a third group with 3 rows
+    trainer = build_trainer(tiny_bert_dir, rows, evaluation, tmp_path, min_group_rows=5)
+    trainer.nested_report = True
+    with pytest.warns(UserWarning, match="min_group_size=5"):
+        metrics = trainer.evaluate()
+    table = metrics["eval_per_group"]
+    assert table["x"]["count"] == 3 and table["x"].get("excluded") is True
+    plain = build_trainer(tiny_bert_dir, rows, evaluation, tmp_path / "all", min_group_rows=0)
+    plain.nested_report = True
+    assert not plain.evaluate()["eval_per_group"]["x"].get("excluded")

@@ -58,6 +58,7 @@ class EvalContext:
         gap_groups: NER/QA: the groups the `*_gap` metrics compare (None: all).
         nested: also return the nested `per_group` table (reports).
         references: the split's references from `eval_references` (QA: examples and offsets), or None.
+        min_group_size: groups with fewer rows are reported with their count but left out of the gaps.
     """
 
     group_names: Sequence[str] = ()
@@ -65,6 +66,7 @@ class EvalContext:
     gap_groups: Sequence[str] | None = None
     nested: bool = False
     references: Any = None
+    min_group_size: int = 0
 
 
 class TaskAdapter(Protocol):

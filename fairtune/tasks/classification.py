@@ -89,7 +89,12 @@ class ClassificationAdapter(TaskAdapter):
         pred = logits.argmax(-1)
         num_classes = logits.shape[-1]
         metrics = group_fairness_metrics(
-            y[keep], pred[keep], groups[keep], labels=list(range(num_classes)), group_names=list(context.group_names)
+            y[keep],
+            pred[keep],
+            groups[keep],
+            labels=list(range(num_classes)),
+            group_names=list(context.group_names),
+            min_group_size=context.min_group_size,
         )
         per_group = metrics.pop("per_group")
         out: dict[str, Any] = dict(metrics)
