@@ -13,6 +13,7 @@ from typing import Any
 from transformers import AutoTokenizer, set_seed
 
 import fairtune
+from fairtune.cards.secrets import redact_command
 from fairtune.config import DataArguments, FairTrainingArguments, ModelArguments
 from fairtune.data import encode_datasets, load_raw_datasets
 from fairtune.parser import config_to_dict
@@ -117,7 +118,7 @@ def run_training(
     out_dir = Path(training_args.output_dir)
     config = config_to_dict(model_args, data_args, training_args)
     config.update(
-        command=command or " ".join(shlex.quote(a) for a in ["fairtune", *sys.argv[1:]]),
+        command=command or " ".join(shlex.quote(a) for a in redact_command(["fairtune", *sys.argv[1:]])),
         fairtune_version=fairtune.__version__,
         group_names=enc.group_names,
         label_list=label_list,

@@ -153,3 +153,42 @@ def test_objectives_see_only_the_batch_view():
     assert value.item() == pytest.approx(abs((0.1 + 0.8) / 2 - (0.4 + 0.7) / 2)) and "eo_gap" in logs
     value.backward()
     assert probs.grad is not None
+
+
+def test_train_help_lists_every_recipe_field(capsys, tmp_path):
+    """`fairtune train --help` (and `fairtune train RECIPE --help`) print the HfArgumentParser's help."""
+    import dataclasses
+
+    from fairtune.parser import ARG_CLASSES
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fairtune train [RECIPE.yaml]")
+    for cls in ARG_CLASSES:
+        for f in dataclasses.fields(cls):
+            if f.init:
+                assert f"--{f.name}" in out, f.name
+    assert "Soft equalized odds weight." in out and "Objectives by name" in out
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("eo_weight: 1\n")
+    assert main(["train", str(recipe), "--help"]) == 0 and "--objective_modules" in capsys.readouterr().out
+
+
+def test_the_saved_command_never_holds_a_token(tiny_bert_dir, biased_files, tmp_path, monkeypatch):
+    """The pipeline's own record of the command line (when none is passed) is redacted too."""
+    import sys
+
+    from fairtune.config import DataArguments, FairTrainingArguments, ModelArguments
+    from fairtune.pipeline import run_training
+
+    monkeypatch.setattr(sys, "argv", ["fairtune", "train", "--hub_token", "hf_abcdefghijklmnop"])
+    out = tmp_path / "run"
+    run_training(
+        ModelArguments(model_name_or_path=str(tiny_bert_dir)),
+        DataArguments(train_file=str(biased_files["train"]), group_column="gender", max_length=32),
+        FairTrainingArguments(output_dir=str(out), max_steps=1, save_strategy="no", report_to="none", use_cpu=True),
+    )
+    saved = (out / "fairtune_config.json").read_text()
+    assert "hf_abcdefghijklmnop" not in saved and "<redacted>" in saved

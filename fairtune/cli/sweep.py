@@ -80,20 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if args.search == "optuna":
             summary = _run_optuna(args)
         else:
-            summary = run_sweep(
-                args.recipe,
-                parse_grid(args.grid),
-                seeds=args.seeds,
-                overrides=list(getattr(args, "overrides", []) or []),
-                output=args.output,
-                select_criterion=args.select,
-                launcher=args.launcher,
-                num_processes=args.num_processes,
-                accelerate_config=args.accelerate_config,
-                task_metric=args.task_metric,
-                fairness_metric=args.fairness_metric,
-                log=print,
-            )
+            summary = run_sweep(args.recipe, parse_grid(args.grid), **_shared_options(args))
     except (ValueError, FileNotFoundError) as err:
         print(f"fairtune sweep: {err}", file=sys.stderr)
         return 2
@@ -133,17 +120,24 @@ def _run_optuna(args: argparse.Namespace) -> dict:
         args.recipe,
         parse_space(args.space),
         args.trials,
-        seeds=args.seeds,
-        overrides=list(getattr(args, "overrides", []) or []),
-        output=args.output,
-        select_criterion=args.select,
         storage=args.storage,
         study_name=args.study_name,
         sampler=args.sampler,
-        launcher=args.launcher,
-        num_processes=args.num_processes,
-        accelerate_config=args.accelerate_config,
-        task_metric=args.task_metric,
-        fairness_metric=args.fairness_metric,
-        log=print,
+        **_shared_options(args),
     )
+
+
+def _shared_options(args: argparse.Namespace) -> dict:
+    """The options a grid sweep and an Optuna search take alike."""
+    return {
+        "seeds": args.seeds,
+        "overrides": list(getattr(args, "overrides", []) or []),
+        "output": args.output,
+        "select_criterion": args.select,
+        "launcher": args.launcher,
+        "num_processes": args.num_processes,
+        "accelerate_config": args.accelerate_config,
+        "task_metric": args.task_metric,
+        "fairness_metric": args.fairness_metric,
+        "log": print,
+    }
