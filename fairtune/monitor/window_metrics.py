@@ -59,13 +59,20 @@ class CellLayout:
 
     @classmethod
     def from_cells(cls, cells: pd.DataFrame) -> CellLayout:
-        """Build from a cells frame with `grp`, `y`, `p`, `n` (rows with n = 0 dropped)."""
+        """Build from a cells frame with `grp`, `y`, `p`, `n` (rows with n = 0 dropped).
+
+        Cells are put in one canonical order (group, label, prediction): a SQL `GROUP BY` returns them in any
+        order, and the seeded multinomial draws depend on it, so without this a rerun's intervals could differ.
+        """
         cells = cells[cells["n"] > 0]
         names = group_order([str(g) for g in cells["grp"].dropna()])
         index = {g: i for i, g in enumerate(names)}
         g = np.array([-1 if pd.isna(v) else index[str(v)] for v in cells["grp"]], dtype=int)
         y = np.array([2 if pd.isna(v) else int(v) for v in cells["y"]], dtype=int)
-        return cls(names, g, y, cells["p"].to_numpy(dtype=int), cells["n"].to_numpy(dtype=np.int64))
+        p = cells["p"].to_numpy(dtype=int)
+        n = cells["n"].to_numpy(dtype=np.int64)
+        order = np.lexsort((p, y, g))
+        return cls(names, g[order], y[order], p[order], n[order])
 
     def group_counts(self, labelled: bool = False) -> dict[str, int]:
         """Rows (or labelled rows) per group."""
@@ -236,6 +243,7 @@ def window_metrics(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Point values, intervals, the per-group table and the counts of one window's cells."""
+    cells = cells.sort_values(["grp", "y", "p"], na_position="last", kind="stable")  # sums in one order, too
     layout = CellLayout.from_cells(cells)
     counts, lab_counts = layout.group_counts(), layout.group_counts(labelled=True)
     eligible = [g for g in layout.groups if not gap_groups or g in gap_groups]
