@@ -14,6 +14,9 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from fairtune.objectives.group import MINDIFF_CONVENTIONS
+from fairtune.objectives.pairing import PAIR_LOSSES as CLP_LOSSES
+
 TASKS = ("classification", "ner", "qa")
 CDA_MODES = ("none", "two_sided", "one_sided", "neutralize")
 GROUP_BALANCE = ("none", "reweight", "resample")
@@ -214,10 +217,12 @@ class FairTrainingArguments(TrainingArguments):
         dp_weight: soft demographic-parity gap (per-class rates for multiclass).
         eo_weight: soft equalized-odds gap (TPR and FPR gaps, one-vs-rest per class).
         mindiff_weight: MinDiff MMD between groups' score distributions (Prost et al. 2019);
-            `mindiff_kernel` (gaussian | laplacian), `mindiff_bandwidth`, `mindiff_label` (restrict to one label).
+            `mindiff_kernel` (gaussian | laplacian), `mindiff_bandwidth`, `mindiff_label` (restrict to one label),
+            `mindiff_convention` (`fairtune` or model-remediation's `MMDLoss` kernels, `model_remediation`).
         group_dro_weight: group DRO (Sagawa et al. 2020) with exponentiated-gradient step `group_dro_step_size`.
         loss_parity_weight: mean absolute gap between each group's loss and the overall loss.
-        clp_weight: counterfactual logit pairing (Garg et al. 2019) on (example, counterfactual) pairs.
+        clp_weight: counterfactual logit pairing (Garg et al. 2019) on (example, counterfactual) pairs; `clp_loss`:
+            `kl` (symmetric KL, any task) or model-remediation's `l2`, `l1`, `cosine` on logits (not QA).
 
     Adversary (Ganin & Lempitsky 2015; Elazar & Goldberg 2018; Zhang et al. 2018):
         adversary_weight: gradient-reversal strength on the pooled representation (0 = no adversary).
@@ -258,10 +263,21 @@ class FairTrainingArguments(TrainingArguments):
     mindiff_kernel: str = field(default="gaussian", metadata={"help": "gaussian | laplacian"})
     mindiff_bandwidth: float = field(default=0.1, metadata={"help": "Kernel bandwidth."})
     mindiff_label: int | None = field(default=None, metadata={"help": "Restrict MinDiff to rows of this label."})
+    mindiff_convention: str = field(
+        default="fairtune",
+        metadata={
+            "help": "fairtune (bandwidth = sigma of exp(-d^2/2sigma^2)) | model_remediation (TF MMDLoss: "
+            "bandwidth = kernel length l of exp(-d^2/l^2), Euclidean Laplacian)."
+        },
+    )
     group_dro_weight: float = field(default=0.0, metadata={"help": "Group DRO weight."})
     group_dro_step_size: float = field(default=0.01, metadata={"help": "Group DRO exponentiated-gradient step."})
     loss_parity_weight: float = field(default=0.0, metadata={"help": "Loss parity weight."})
     clp_weight: float = field(default=0.0, metadata={"help": "Counterfactual logit pairing weight."})
+    clp_loss: str = field(
+        default="kl",
+        metadata={"help": "kl (symmetric KL of the predictions) | l2 | l1 | cosine (model-remediation, on logits)."},
+    )
     adversary_weight: float = field(default=0.0, metadata={"help": "Gradient reversal strength."})
     adversary_hidden_size: int = field(default=256, metadata={"help": "Adversary hidden width."})
     adversary_layers: int = field(default=1, metadata={"help": "Adversary hidden layers (0 = linear)."})
@@ -339,6 +355,13 @@ class FairTrainingArguments(TrainingArguments):
             _fail("mindiff_kernel", f"unknown kernel {self.mindiff_kernel!r}; choose one of {', '.join(KERNELS)}.")
         if self.mindiff_bandwidth <= 0:
             _fail("mindiff_bandwidth", f"must be positive, got {self.mindiff_bandwidth}.")
+        if self.mindiff_convention not in MINDIFF_CONVENTIONS:
+            _fail(
+                "mindiff_convention",
+                f"choose one of {', '.join(MINDIFF_CONVENTIONS)}, got {self.mindiff_convention!r}.",
+            )
+        if self.clp_loss not in CLP_LOSSES:
+            _fail("clp_loss", f"choose one of {', '.join(CLP_LOSSES)}, got {self.clp_loss!r}.")
         if self.group_balance not in GROUP_BALANCE:
             _fail("group_balance", f"unknown value {self.group_balance!r}; choose one of {', '.join(GROUP_BALANCE)}.")
         if self.adversary_schedule not in ADVERSARY_SCHEDULES:

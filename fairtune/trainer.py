@@ -96,10 +96,15 @@ class FairTrainer(Trainer):
         self.label_list = list(label_list or [])
         self.fairtune_config = fairtune_config
         self.eval_references = eval_references
-        self.objective_weights = {name: w for name, (w, _) in resolve_objectives(args).items()}
-        self._check_objectives(args)
+        specs = resolve_objectives(args)
+        self.objective_weights = {name: w for name, (w, _) in specs.items()}
+        self._check_objectives(args, specs)
         self._check_hub_strategy(args)
-        self.objectives = self._build_objectives(args, model)
+        self.objectives = self._build_objectives(args, model, specs)
+        #: the FairBatch fields the active objectives read (with their options)
+        self._batch_needs = {
+            f for name, (_, opts) in specs.items() for f in type(self.objectives[name]).needs_for(opts)
+        }
         adversary = self.objectives.get("adversary")
         self.adversary = adversary.module if adversary is not None else None
         pool = partial(self.adapter.pool, is_decoder=is_decoder_model(model))
@@ -122,19 +127,26 @@ class FairTrainer(Trainer):
             self.label_names = [*self.adapter.label_names, *FAIRTUNE_KEYS]
 
     # ---- set-up ----------------------------------------------------------------------------------------------
-    def _check_objectives(self, args: FairTrainingArguments) -> None:
+    def _check_objectives(self, args: FairTrainingArguments, specs: dict[str, tuple[float, dict[str, Any]]]) -> None:
         """Refuse, before anything trains, objectives the task cannot feed and settings that contradict."""
         from fairtune.objectives import OBJECTIVES
 
         provides = set(self.adapter.provides)
         supported = [n for n, c in OBJECTIVES.items() if set(c.needs) <= provides]
-        for name in self.objective_weights:
+        for name, (_, options) in specs.items():
             cls = OBJECTIVES[name]
+            key = cls.weight_field or f"objectives.{name}"
             if not set(cls.needs) <= provides:
-                key = cls.weight_field or f"objectives.{name}"
                 raise ValueError(
                     f"`{key}`: not supported for the {self.adapter.name} task (it needs "
                     f"{sorted(set(cls.needs) - provides)}; supported objectives: {', '.join(supported)}); set it to 0."
+                )
+            missing = sorted(set(cls.needs_for(options)) - provides)
+            if missing:
+                set_options = ", ".join(f"{k}: {v}" for k, v in options.items() if v is not None)
+                raise ValueError(
+                    f"`{key}` with {set_options}: the {self.adapter.name} task cannot feed {missing}; keep that "
+                    "objective's default options on this task."
                 )
         adversary_on = "adversary" in self.objective_weights
         if adversary_on and args.adversary_input == "logits" and self.adapter.name != "classification":
@@ -167,13 +179,14 @@ class FairTrainer(Trainer):
                 f"({self.group_names}); check `group_column` and the data."
             )
 
-    def _build_objectives(self, args: FairTrainingArguments, model) -> dict[str, Objective]:
+    def _build_objectives(
+        self, args: FairTrainingArguments, model, specs: dict[str, tuple[float, dict[str, Any]]]
+    ) -> dict[str, Objective]:
         """One instance per active objective: gathered ones first, then local ones (the order terms are added)."""
         from fairtune.objectives import OBJECTIVES
 
         built: dict[str, Objective] = {}
         context = {"num_groups": self.num_groups, "group_names": tuple(self.group_names)}
-        specs = resolve_objectives(args)
         for name in sorted(specs, key=lambda n: not OBJECTIVES[n].gathered):  # stable: canonical order within
             _, options = specs[name]
             extra: dict[str, Any] = {}
@@ -294,11 +307,17 @@ class FairTrainer(Trainer):
             if PAIR_KEY in columns:
                 columns[PAIR_KEY] = torch.where(keep, columns[PAIR_KEY], -1)
         pair_log_probs, num_pairs = None, 0
-        if any("pair_log_probs" in o.needs for o in self.objectives.values()) and PAIR_KEY in columns:
+        pair_logits = None
+        wanted = {"pair_log_probs", "pair_logits"} & self._batch_needs
+        if wanted and PAIR_KEY in columns:
             pairs = find_pairs(columns[PAIR_KEY], columns[IS_CF_KEY]).to(device)
             num_pairs = len(pairs)
             if num_pairs:
-                pair_log_probs = self.adapter.pair_log_probs(out.task_outputs, {**labels, **columns, **extras}, pairs)
+                view = {**labels, **columns, **extras}
+                if "pair_log_probs" in wanted:
+                    pair_log_probs = self.adapter.pair_log_probs(out.task_outputs, view, pairs)
+                if "pair_logits" in wanted:
+                    pair_logits = self.adapter.pair_logits(out.task_outputs, view, pairs)
         adversary = self.objectives.get("adversary")
         row_weights = None
         if adversary is not None:
@@ -312,6 +331,7 @@ class FairTrainer(Trainer):
             representation=out.pooled,
             adversary_logits=out.adversary_logits,
             pair_log_probs=pair_log_probs,
+            pair_logits=pair_logits,
             num_pairs=num_pairs,
             row_weights=row_weights,
             training=mode == "train",

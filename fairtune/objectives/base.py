@@ -30,6 +30,7 @@ BATCH_FIELDS = (
     "representation",
     "adversary_logits",
     "pair_log_probs",
+    "pair_logits",
 )
 
 
@@ -49,6 +50,8 @@ class FairBatch:
         adversary_logits: `[M, K, N, L, G]` logits of the adversary (see `Adversary`), or None.
         pair_log_probs: `(a, b, mask)` aligned log-distributions of the (original, counterfactual) pairs whose two
             rows are both in this batch, or None.
+        pair_logits: the same pairs' aligned raw logits (classification, NER), for the model-remediation pair
+            losses that compare logits (l2, l1, cosine), or None.
         num_pairs: number of such pairs.
         row_weights: `[N]` weights of the adversary's rows (`adversary_balance`), or None.
         training: whether this is a training step (stateful objectives update only then).
@@ -64,6 +67,7 @@ class FairBatch:
     representation: torch.Tensor | None = None
     adversary_logits: torch.Tensor | None = None
     pair_log_probs: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+    pair_logits: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
     num_pairs: int = 0
     row_weights: torch.Tensor | None = None
     training: bool = True
@@ -141,6 +145,11 @@ class Objective:
     def count_items(self, batch: dict[str, Any]) -> int:
         """Local objectives: the items of a collated batch that `batch.scale` normalises by."""
         return 0
+
+    @classmethod
+    def needs_for(cls, options: dict[str, Any]) -> tuple[str, ...]:
+        """The batch fields read with these options (an option can change them, e.g. CLP on logits)."""
+        return cls.needs
 
     def state_dict(self) -> dict[str, Any] | None:
         """State to keep in checkpoints (`fairtune_state.json`), or None when stateless."""

@@ -8,6 +8,7 @@ import torch
 
 from fairtune.columns import IS_CF_KEY, PAIR_KEY
 from fairtune.objectives.base import FairBatch, Objective, Ratio, register_objective, zero_like_graph
+from fairtune.objectives.pairing import PAIR_LOSSES, pair_loss
 
 
 def find_pairs(pair_id: torch.Tensor, is_cf: torch.Tensor) -> torch.Tensor:
@@ -43,13 +44,20 @@ def pair_divergence(logp_a: torch.Tensor, logp_b: torch.Tensor, mask: torch.Tens
 
 @register_objective("clp")
 class CounterfactualLogitPairing(Objective):
-    """Counterfactual logit pairing: symmetric KL between an example's and its counterfactual's outputs (Garg et
-    al. 2019)."""
+    """Counterfactual logit pairing: an example's and its counterfactual's outputs should agree (Garg et al. 2019).
+
+    `clp_loss` picks the pair loss: `kl` (default: symmetric KL between the predicted distributions, on any task) or
+    model-remediation's `l2` (`PairwiseMSELoss`), `l1` (`PairwiseAbsoluteDifferenceLoss`) and `cosine`
+    (`PairwiseCosineLoss`) on the raw logits (classification and NER; QA pairs are compared as word-level span
+    distributions, so only `kl` applies there). Each pair counts once; the term is the sum over pairs divided by
+    the global pair count of the accumulation window (model-remediation divides by the batch's pair count).
+    """
 
     needs = ("pair_log_probs",)
     gathered = False
     needs_groups = False
     weight_field = "clp_weight"
+    option_fields = ("clp_loss",)
     card_name = "Counterfactual logit pairing"
     card_text = (
         "penalises differences between the outputs for an example and for its counterfactual (protected terms "
@@ -58,11 +66,30 @@ class CounterfactualLogitPairing(Objective):
     tag = "counterfactual-logit-pairing"
     citations = ("garg2019",)
 
+    def __init__(self, *, clp_loss: str = "kl", **context: Any) -> None:
+        super().__init__(**context)
+        if clp_loss not in PAIR_LOSSES:
+            raise ValueError(f"`clp_loss`: unknown pair loss {clp_loss!r}; choose one of {', '.join(PAIR_LOSSES)}.")
+        self.loss = clp_loss
+
+    @classmethod
+    def needs_for(cls, options: dict[str, Any]) -> tuple[str, ...]:
+        return ("pair_log_probs",) if options.get("clp_loss", "kl") == "kl" else ("pair_logits",)
+
+    @classmethod
+    def card_settings(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The pair loss is listed when it is not the default symmetric KL."""
+        return {"clp_loss": config["clp_loss"]} if config.get("clp_loss", "kl") != "kl" else {}
+
     def __call__(self, batch: FairBatch) -> tuple[torch.Tensor, dict[str, Any]]:
-        if batch.pair_log_probs is None or batch.num_pairs == 0:
+        pairs = batch.pair_log_probs if self.loss == "kl" else batch.pair_logits
+        if pairs is None or batch.num_pairs == 0:
             total = zero_like_graph(batch.losses)
-        else:
-            total = pair_divergence(*batch.pair_log_probs).sum()
+        elif self.loss == "kl":
+            total = pair_divergence(*pairs).sum()
+        else:  # model-remediation's per-pair loss, summed here; the trainer's scale divides by the pair count
+            a, b, mask = pairs
+            total = pair_loss(a, b, self.loss, mask=mask, global_batch_size=1)
         pairs = float(batch.num_pairs)
         return total * batch.scale, {"clp": Ratio(total.detach(), pairs, empty=0.0), "clp_pairs": Ratio(pairs)}
 

@@ -13,6 +13,9 @@ from typing import Any
 import torch
 
 from fairtune.objectives.base import FairBatch, Objective, register_objective, zero_like_graph
+from fairtune.objectives.mmd import one_vs_rest_mmd
+
+MINDIFF_CONVENTIONS = ("fairtune", "model_remediation")
 
 
 def _eval_classes(num_classes: int) -> list[int]:
@@ -124,6 +127,21 @@ def mindiff_mmd(
     return loss, {"mindiff_mmd": float(loss.detach())}
 
 
+def mindiff_model_remediation(
+    batch: FairBatch, kernel: str = "gaussian", kernel_length: float = 0.1, label: int | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """MinDiff with model-remediation's `MMDLoss` conventions, one group against the rest (mean over groups).
+
+    Same scores and label restriction as `mindiff_mmd`; kernels and weighting as `fairtune.objectives.mmd`.
+    """
+    probs = batch.probs
+    scores = probs[:, 1:2] if probs.shape[1] == 2 else probs
+    mask = batch.valid if label is None else batch.valid & (batch.labels == label)
+    groups = torch.where(mask, batch.groups, torch.full_like(batch.groups, -1))
+    loss = one_vs_rest_mmd(scores, groups, kernel=kernel, kernel_length=kernel_length)
+    return loss, {"mindiff_mmd": float(loss.detach())}
+
+
 def group_losses(batch: FairBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean task loss per group and the number of rows per group."""
     return _group_means(batch.losses, batch.groups, batch.valid, batch.num_groups)
@@ -215,11 +233,17 @@ class EqualizedOdds(Objective):
 
 @register_objective("mindiff")
 class MinDiff(Objective):
-    """MinDiff: kernel MMD between each group's score distribution and the rest's (Prost et al. 2019)."""
+    """MinDiff: kernel MMD between each group's score distribution and the rest's (Prost et al. 2019).
+
+    `mindiff_convention: fairtune` (default) uses exp(-d^2 / (2 sigma^2)) with sigma = `mindiff_bandwidth` and the
+    L1 distance in the Laplacian; `model_remediation` uses TF model-remediation's `MMDLoss` exactly
+    (`fairtune.objectives.mmd`): exp(-d^2 / l^2) and exp(-||d||_2 / l) with l = `mindiff_bandwidth`. The two
+    Gaussians agree when l = sigma * sqrt(2); the Laplacians agree on binary tasks (one score per row).
+    """
 
     needs = ("probs", "labels", "groups")
     weight_field = "mindiff_weight"
-    option_fields = ("mindiff_kernel", "mindiff_bandwidth", "mindiff_label")
+    option_fields = ("mindiff_kernel", "mindiff_bandwidth", "mindiff_label", "mindiff_convention")
     card_name = "MinDiff"
     card_text = (
         "matches the distributions of model scores across groups with a kernel maximum mean discrepancy penalty."
@@ -233,15 +257,31 @@ class MinDiff(Objective):
         mindiff_kernel: str = "gaussian",
         mindiff_bandwidth: float = 0.1,
         mindiff_label: int | None = None,
+        mindiff_convention: str = "fairtune",
         **context: Any,
     ) -> None:
         super().__init__(**context)
         if mindiff_kernel not in ("gaussian", "laplacian"):
             raise ValueError(f"`mindiff_kernel`: unknown kernel {mindiff_kernel!r}; choose gaussian or laplacian.")
+        if mindiff_convention not in MINDIFF_CONVENTIONS:
+            raise ValueError(
+                f"`mindiff_convention`: unknown value {mindiff_convention!r}; choose {' or '.join(MINDIFF_CONVENTIONS)}."
+            )
         self.kernel, self.bandwidth, self.label = mindiff_kernel, float(mindiff_bandwidth), mindiff_label
+        self.convention = mindiff_convention
+
+    @classmethod
+    def card_settings(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The option fields that are set; the convention only when it is not fairtune's default."""
+        out = super().card_settings(config)
+        if out.get("mindiff_convention") == "fairtune":
+            out.pop("mindiff_convention")
+        return out
 
     def __call__(self, batch: FairBatch) -> tuple[torch.Tensor, dict[str, Any]]:
-        return mindiff_mmd(batch, self.kernel, self.bandwidth, self.label)
+        if self.convention == "fairtune":
+            return mindiff_mmd(batch, self.kernel, self.bandwidth, self.label)
+        return mindiff_model_remediation(batch, self.kernel, self.bandwidth, self.label)
 
 
 @register_objective("group_dro")

@@ -141,6 +141,10 @@ class TaskAdapter(Protocol):
         """Aligned log-distributions `(a, b, mask)` of each (original, counterfactual) pair for CLP."""
         raise NotImplementedError
 
+    def pair_logits(self, model_outputs, batch: dict[str, Any], pairs: torch.Tensor):  # pragma: no cover
+        """The same pairs' aligned raw logits `(a, b, mask)` (adapters that list `pair_logits` in `provides`)."""
+        raise NotImplementedError
+
 
 def first_or_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor | None, is_decoder: bool) -> torch.Tensor:
     """The first token's vector (encoders) or the last non-pad token's (decoders, whichever side they pad)."""

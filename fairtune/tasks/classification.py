@@ -21,7 +21,7 @@ class ClassificationAdapter(TaskAdapter):
 
     name = "classification"
     label_names = ("labels",)
-    provides = (*SPAN_PROVIDES, "labels", "probs")
+    provides = (*SPAN_PROVIDES, "labels", "probs", "pair_logits")
     has_class_labels = True
 
     def model_class(self):
@@ -75,6 +75,10 @@ class ClassificationAdapter(TaskAdapter):
     def pair_log_probs(self, model_outputs, batch, pairs: torch.Tensor):
         logp = model_outputs["logits"].float().log_softmax(-1)
         return logp[pairs[:, 0]], logp[pairs[:, 1]], None
+
+    def pair_logits(self, model_outputs, batch, pairs: torch.Tensor):
+        logits = model_outputs["logits"].float()
+        return logits[pairs[:, 0]], logits[pairs[:, 1]], None
 
     def evaluate(
         self, predictions: dict[str, np.ndarray], labels: dict[str, np.ndarray], context: EvalContext

@@ -34,6 +34,7 @@ from fairtune.metrics.ner import ner_metrics
 from fairtune.metrics.tags import PREFIX_ORDER, is_person_type, split_tag
 from fairtune.tasks.base import (
     CLP_WORD_KEY,
+    SPAN_PROVIDES,
     EvalContext,
     TaskAdapter,
     TaskOutputs,
@@ -121,6 +122,7 @@ class NerAdapter(TaskAdapter):
 
     name = "ner"
     label_names = ("labels",)
+    provides = (*SPAN_PROVIDES, "pair_logits")
     has_class_labels = False
     extra_columns = (CLP_WORD_KEY, ENTITY_MASK_KEY)
 
@@ -300,6 +302,14 @@ class NerAdapter(TaskAdapter):
         if words is None:
             raise ValueError("clp_weight on NER needs the `clp_word` column; preprocess with NerAdapter.preprocess.")
         return aligned_word_log_probs(logp, words.to(logp.device), pairs)
+
+    def pair_logits(self, model_outputs, batch: dict[str, Any], pairs: torch.Tensor):
+        """Per-word raw logits `[P, W, C]` of each pair, aligned as in `pair_log_probs`."""
+        logits = model_outputs["logits"].float()
+        words = batch.get(CLP_WORD_KEY)
+        if words is None:
+            raise ValueError("clp_weight on NER needs the `clp_word` column; preprocess with NerAdapter.preprocess.")
+        return aligned_word_log_probs(logits, words.to(logits.device), pairs)
 
     # ---- evaluation ------------------------------------------------------------------------------------------
     def evaluate(
