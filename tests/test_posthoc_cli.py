@@ -108,6 +108,15 @@ def test_thresholds_multiclass(tmp_path):
     assert th["kind"] == "multiclass" and len(th["offsets"]["female"]) == 3
     effect = th["effect"]["validation"]
     assert effect["thresholds"]["equal_opportunity_difference"] <= effect["argmax"]["equal_opportunity_difference"]
+    # `fairtune evaluate` applies the stored offsets: its numbers equal the fitted effect on the same data
+    out = tmp_path / "eval"
+    argv_eval = ["evaluate", "--suite", "group", "--model", str(model_dir), "--data", str(val), "--output", str(out)]
+    assert main([*argv_eval, "--group-column", "gender", "--n-bootstrap", "0", "--no-progress"]) == 0
+    details = json.loads((out / "results.json").read_text())["details"]["group"]
+    metrics = details["metrics"]
+    for key in ("accuracy", "equal_opportunity_difference", "demographic_parity_difference"):
+        assert metrics[key] == pytest.approx(effect["thresholds"][key], abs=1e-9), key
+        assert details["details"]["without_thresholds"][key] == pytest.approx(effect["argmax"][key], abs=1e-9)
     assert main([*argv, "--randomized"]) == 2
 
 

@@ -35,7 +35,8 @@ class Options:
         split: split of a Hub data set.
         text_column, label_column, group_column: column names in `data`.
         max_examples: evaluate only the first N rows.
-        use_thresholds: apply `fairtune_thresholds.json` from the model dir when present (binary only).
+        use_thresholds: apply `fairtune_thresholds.json` from the model dir when present (binary thresholds or
+            multiclass per-group offsets).
     """
 
     data: str | None = None
@@ -165,16 +166,14 @@ def run(
     labels = list(range(n_labels)) if n_labels else sorted(set(inputs.y_true.tolist()) | set(inputs.y_pred.tolist()))
     notes = []
     details: dict[str, Any] = {"n_examples": int(len(inputs.y_true)), "source": options.predictions or options.data}
-    if thresholds and options.use_thresholds and inputs.probs is not None and inputs.probs.shape[1] == 2:
+    if thresholds and options.use_thresholds and inputs.probs is not None:
         from fairtune.posthoc.thresholds import apply_thresholds
 
         raw, _ = group_metrics_with_intervals(
             GroupInputs(inputs.y_true, inputs.y_pred, inputs.groups), EvalSettings(n_bootstrap=0), labels
         )
         details["without_thresholds"] = {k: raw[k] for k in HEADLINE}
-        inputs.y_pred = apply_thresholds(
-            inputs.probs[:, thresholds.get("positive_label", 1)], inputs.groups, thresholds
-        )
+        inputs.y_pred = apply_thresholds(inputs.probs, inputs.groups, thresholds)  # binary rules or class offsets
         details["thresholds"] = thresholds
         notes.append(
             f"Per-group decision thresholds ({thresholds.get('criterion')}) from fairtune_thresholds.json are applied."
