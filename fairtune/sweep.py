@@ -221,7 +221,17 @@ def _is_current(run: Run, expected: dict[str, Any]) -> bool:
     if not saved_file.is_file():
         return True  # a report without a config: trust the directory name
     saved = json.loads(saved_file.read_text())
-    return all(str(saved.get(k)) == str(v) for k, v in expected.items() if k in saved)
+    return all(_same_value(saved.get(k), v) for k, v in expected.items() if k in saved)
+
+
+def _same_value(saved: Any, expected: Any) -> bool:
+    """Saved and expected settings agree; numbers by value (`5` saved by one version, `5.0` parsed by another)."""
+    if str(saved) == str(expected):
+        return True
+    numbers = (int, float)
+    if isinstance(saved, numbers) and isinstance(expected, numbers) and not isinstance(saved, bool):
+        return not isinstance(expected, bool) and float(saved) == float(expected)
+    return False
 
 
 def _free_port() -> int:

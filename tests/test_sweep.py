@@ -213,6 +213,11 @@ def test_finished_run_with_other_settings_is_stale(tmp_path):
     (run.output_dir / "fairtune_config.json").write_text(json.dumps({"eo_weight": 1.0, "seed": 3, "max_steps": 5}))
     assert _is_current(run, {"eo_weight": 1.0, "seed": 3, "max_steps": 5})
     assert not _is_current(run, {"eo_weight": 1.0, "seed": 3, "max_steps": 50})
+    # numbers compare by value: a run saved `warmup_steps: 5`, a newer parser reads the flag as 5.0
+    (run.output_dir / "fairtune_config.json").write_text(json.dumps({"warmup_steps": 5, "use_cpu": True}))
+    assert _is_current(run, {"warmup_steps": 5.0, "use_cpu": True})
+    assert not _is_current(run, {"warmup_steps": 5.5})
+    assert not _is_current(run, {"use_cpu": 1})  # a bool is not the number 1
 
 
 def test_readme_sweep_commands_parse(tmp_path):
