@@ -68,14 +68,23 @@ def _truncate(ds, n: int | None):
     return ds.select(range(min(n, len(ds)))) if n else ds
 
 
-def run_training(
-    model_args: ModelArguments,
-    data_args: DataArguments,
-    training_args: FairTrainingArguments,
-    command: str | None = None,
-) -> dict[str, Any]:
-    """Train (when there is a train split), evaluate on validation/test, write reports and the model."""
-    set_seed(training_args.seed)
+@dataclasses.dataclass
+class PreparedData:
+    """A run's data as the trainer sees it: the configured adapter, tokenized splits and evaluation references."""
+
+    adapter: Any
+    data_args: DataArguments
+    enc: Any
+    label_list: list[str]
+    tokenizer: Any
+    processed: dict[str, Any]
+    references: dict[str, Any]
+
+
+def prepare_data(
+    model_args: ModelArguments, data_args: DataArguments, training_args: FairTrainingArguments
+) -> PreparedData:
+    """Load, validate, truncate, augment, group, encode and tokenize every split (before any model is loaded)."""
     adapter = get_adapter(model_args.task)
     raw = load_raw_datasets(data_args)
     from fairtune.data.validation import validate_raw_datasets  # issue 13: rows checked before any model loads
@@ -109,11 +118,25 @@ def run_training(
     adapter = adapter.configured(data_args, label_list)
 
     tokenizer = load_tokenizer(model_args)
-    model = load_model(model_args, adapter, tokenizer, label_list)
     processed, references = {}, {}
     for split, ds in encoded.items():
         features = adapter.preprocess(ds, tokenizer, data_args, split)
         processed[split], references[split] = adapter.eval_references(ds, features)
+    return PreparedData(adapter, data_args, enc, label_list, tokenizer, processed, references)
+
+
+def run_training(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: FairTrainingArguments,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train (when there is a train split), evaluate on validation/test, write reports and the model."""
+    set_seed(training_args.seed)
+    prep = prepare_data(model_args, data_args, training_args)
+    adapter, data_args, enc, label_list = prep.adapter, prep.data_args, prep.enc, prep.label_list
+    tokenizer, processed, references = prep.tokenizer, prep.processed, prep.references
+    model = load_model(model_args, adapter, tokenizer, label_list)
 
     out_dir = Path(training_args.output_dir)
     config = config_to_dict(model_args, data_args, training_args)
@@ -150,17 +173,9 @@ def run_training(
         trainer.save_model()
         trainer.save_state()  # trainer_state.json: the log history with every objective's values
     for split in ("validation", "test"):
-        if split not in processed:
-            continue
-        report = evaluate_split(trainer, processed[split], split, references.get(split))
-        cf_split = f"{split}_counterfactual"
-        if cf_split in processed:
-            cf_report = evaluate_split(trainer, processed[cf_split], cf_split, references.get(cf_split))
-            for key in ("flip_rate", "ctf_gap", "counterfactual_pairs"):
-                if key in cf_report:
-                    report[key] = cf_report[key]
-        results[split] = report
-    report_split = "test" if "test" in results else "validation" if "validation" in results else None
+        if split in processed:
+            results[split] = split_report(trainer, prep, split)
+    report_split = report_split_of(processed)
     if report_split and "erasure" in results:  # what the fold did, next to the final metrics
         results[report_split].update(
             {f"erasure_{k}": v for k, v in results["erasure"].items() if isinstance(v, (int, float))}
@@ -179,7 +194,29 @@ def run_training(
     return results
 
 
-def erase_after_training(trainer: FairTrainer, processed: dict[str, Any], num_groups: int) -> dict[str, Any]:
+def report_split_of(processed: dict[str, Any]) -> str | None:
+    """The split `fairness_report.json` describes: test when there is one, else validation."""
+    return "test" if "test" in processed else "validation" if "validation" in processed else None
+
+
+def split_report(trainer: FairTrainer, prep: PreparedData, split: str) -> dict[str, Any]:
+    """A split's report, with the flip rate and CTF gap measured on its counterfactual copy when there is one."""
+    report = evaluate_split(trainer, prep.processed[split], split, prep.references.get(split))
+    cf_split = f"{split}_counterfactual"
+    if cf_split in prep.processed:
+        cf_report = evaluate_split(trainer, prep.processed[cf_split], cf_split, prep.references.get(cf_split))
+        for key in COUNTERFACTUAL_KEYS:
+            if key in cf_report:
+                report[key] = cf_report[key]
+    return report
+
+
+COUNTERFACTUAL_KEYS = ("flip_rate", "ctf_gap", "counterfactual_pairs")
+
+
+def erase_after_training(
+    trainer: FairTrainer, processed: dict[str, Any], num_groups: int, method: str | None = None
+) -> dict[str, Any]:
     """`erasure: leace | orth`: fit the eraser on the training split's head inputs, fold it into the head (the model
     stays a plain transformers model) and put the erased model in the trainer for the final evaluation and saving.
     Returns what was done, with the held-out probe on the head input before and after (validation, else test)."""
@@ -197,7 +234,7 @@ def erase_after_training(trainer: FairTrainer, processed: dict[str, Any], num_gr
         fair.task_model,
         list(fit_batches) if args.erasure_refit_head else fit_batches,
         num_groups,
-        method=args.erasure,
+        method=method or args.erasure,
         refit_head=args.erasure_refit_head,
         refit_epochs=args.erasure_refit_epochs,
         seed=args.seed,
@@ -206,7 +243,14 @@ def erase_after_training(trainer: FairTrainer, processed: dict[str, Any], num_gr
     held_out = next((processed[s] for s in ("validation", "test") if s in processed), None)
     if held_out is not None:
         info.update(
-            erasure_report(fair.task_model, erased, fit, trainer.get_eval_dataloader(held_out), seed=args.seed)
+            erasure_report(
+                fair.task_model,
+                erased,
+                fit,
+                trainer.get_eval_dataloader(held_out),
+                seed=args.seed,
+                fit_batches=trainer.get_eval_dataloader(processed["train"]),
+            )
         )
     fair.task_model = erased  # the FairModel (fairtune's wrapper) now holds the erased model; the caller's is intact
     return {k: v for k, v in info.items() if isinstance(v, (int, float, str, list, dict, bool))}

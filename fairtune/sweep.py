@@ -148,13 +148,19 @@ class Run:
     seconds: float | None = None
     error: str | None = None
     command: str = ""
+    posthoc: str | None = None  # a post-hoc row: the method applied to the base run in `base_dir`
+    base_dir: Path | None = None
 
     def tokens(self, overrides: list[str]) -> list[str]:
-        """The `fairtune train` override flags of this run (user overrides, then grid values, seed, output_dir)."""
+        """The `fairtune train` override flags of this run (user overrides, then grid values, seed, output_dir).
+
+        A post-hoc row trains as its base run; erasure rows add `--erasure METHOD`, which gives the same model."""
         out = list(overrides)
         for k, v in self.params.items():
             out += [f"--{k}", v]
-        return [*out, "--seed", str(self.seed), "--output_dir", str(self.output_dir)]
+        if self.posthoc in ("leace", "orth"):
+            out += ["--erasure", self.posthoc]
+        return [*out, "--seed", str(self.seed), "--output_dir", str(self.base_dir or self.output_dir)]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe view for sweep.json."""
@@ -169,6 +175,7 @@ class Run:
             "error": self.error,
             "command": self.command,
             "metrics": self.metrics,
+            **({"posthoc": self.posthoc, "base_dir": str(self.base_dir)} if self.posthoc else {}),
         }
 
 
@@ -360,6 +367,15 @@ def analyse(runs: list[Run], criterion: Criterion) -> dict[str, Any]:
         "utopia": chosen.utopia,
         "metrics": run.metrics,
     }
+    if run.posthoc:
+        result["selection"]["posthoc"] = run.posthoc
+        result["selection"]["base_output_dir"] = str(run.base_dir)
+        result["selection"]["posthoc_note"] = (
+            f"the model in {run.base_dir} with the per-group rules in {run.output_dir / 'fairtune_thresholds.json'} "
+            "(they need each input's group; apply with fairtune.posthoc.thresholds.predict_with_thresholds)"
+            if run.posthoc == "thresholds"
+            else f"the erased model in {run.output_dir} (or train the recipe below: it sets `erasure`)"
+        )
     return result
 
 
@@ -419,7 +435,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     if sel.get("error"):
         lines += ["## No selection", "", sel["error"], ""]
     elif sel:
-        d = sel["output_dir"]
+        # a thresholds row's directory holds the rules only: the model (and its card) is the base run's
+        d = sel["base_output_dir"] if sel.get("posthoc") == "thresholds" else sel["output_dir"]
         lines += [
             "## Selected",
             "",
@@ -431,6 +448,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"- reproduce: `{sel['command']}`",
             f"- model card: `fairtune card --model-dir {d}`",
             f"- push: `fairtune push --model-dir {d} --repo-id ORG/NAME`",
+            *([f"- post-hoc ({sel['posthoc']}): {sel['posthoc_note']}"] if sel.get("posthoc") else []),
             "",
         ]
     lines += ["![accuracy-fairness frontier](frontier.png)", "", "## Runs", ""]
@@ -613,12 +631,19 @@ def run_sweep(
     task_metric: str | None = None,
     fairness_metric: str | None = None,
     log: Callable[[str], None] | None = None,
+    posthoc: str | list[str] | None = None,
+    posthoc_criterion: str = "equalized_odds",
 ) -> dict[str, Any]:
     """Run (or resume) the sweep, then write and return the summary; raises ValueError on a bad configuration.
-    Progress lines go to `log` (the CLI prints them; by default they are logged)."""
+    Progress lines go to `log` (the CLI prints them; by default they are logged). `posthoc` (`thresholds`,
+    `leace`, `orth`) adds, beside every run, the row of that post-hoc fix applied to it (`fairtune.posthoc_runs`)."""
     log = log or logger.info
     from fairtune.parser import parse_config
+    from fairtune.posthoc_runs import THRESHOLD_CRITERIA, parse_posthoc
 
+    methods = parse_posthoc(posthoc)
+    if posthoc_criterion not in THRESHOLD_CRITERIA:
+        raise ValueError(f"--posthoc-criterion: choose one of {', '.join(THRESHOLD_CRITERIA)}.")
     overrides = list(overrides or [])
     output = Path(output)
     criterion = parse_criterion(select_criterion, task_metric, fairness_metric)
@@ -635,15 +660,58 @@ def run_sweep(
         "launcher": launcher,
         "num_processes": num_processes,
         "output": str(output),
+        **({"posthoc": methods, "posthoc_criterion": posthoc_criterion} if methods else {}),
     }
     output.mkdir(parents=True, exist_ok=True)
+    derived: list[Run] = []
     for i, run in enumerate(runs, 1):
         tag = f"[sweep {i}/{len(runs)}] {run.config} seed={run.seed}"
         _execute(run, tag, recipe, overrides, expected[run.name], launcher, num_processes, accelerate_config, log)
-        summary["runs"] = [r.to_dict() for r in runs]
+        for method in methods:
+            derived.append(_posthoc_run(run, method, recipe, overrides, posthoc_criterion, f"{tag} + {method}", log))
+        summary["runs"] = [r.to_dict() for r in runs + derived]
         (output / "sweep.json").write_text(json.dumps(summary, indent=2, default=str))  # progress
-    _finish(summary, runs, criterion, recipe, overrides, output)
+    _finish(summary, runs + derived, criterion, recipe, overrides, output)
     return summary
+
+
+def _posthoc_run(
+    run: Run, method: str, recipe: str | None, overrides: list[str], criterion: str, tag: str, log
+) -> Run:
+    """The row of a post-hoc fix applied to a finished run (computed once; reused while the run is unchanged)."""
+    from fairtune.parser import parse_config
+    from fairtune.posthoc_runs import cached_report, posthoc_report, report_dir
+
+    row = Run(
+        f"{run.name}+{method}",
+        f"{run.config} + {method}",
+        run.params,
+        run.seed,
+        report_dir(run.output_dir, method),
+        posthoc=method,
+        base_dir=run.output_dir,
+    )
+    row.command = run.command + (f" --erasure {method}" if method != "thresholds" else "")
+    if run.status != "done":
+        row.status, row.error = "failed", f"its base run {run.name} did not finish"
+        return row
+    if cached_report(run.output_dir, method, criterion) is not None:
+        row.status, row.metrics = "done", read_metrics(_report_path(row))
+        log(f"{tag}: already done ({row.output_dir}), not re-run")
+        return row
+    start = time.perf_counter()
+    try:
+        posthoc_report(*parse_config(recipe, run.tokens(overrides)), method, criterion=criterion)
+        row.status, row.metrics = "done", read_metrics(_report_path(row))
+    except Exception as err:  # one failed post-hoc row must not lose the sweep
+        row.status, row.error = "failed", f"{type(err).__name__}: {err}"
+        log(f"{tag}: FAILED ({row.error.splitlines()[0]})")
+        return row
+    finally:
+        row.seconds = time.perf_counter() - start
+        gc.collect()
+    log(f"{tag}: done in {row.seconds:.0f} s")
+    return row
 
 
 # ---- Optuna: multi-objective search ------------------------------------------------------------------------------

@@ -68,25 +68,20 @@ def _train_split(tail: list[str]) -> tuple[list[str], list[str]]:
     return [], tail
 
 
+def _own_flags(command: str) -> set[str]:
+    """The option strings a subcommand's own parser defines (the rest of its tail are recipe overrides)."""
+    import importlib
+
+    _, subparsers = _new_parser()
+    importlib.import_module(f"fairtune.cli.{command}").register(subparsers)
+    return {o for a in subparsers.choices[command]._actions for o in a.option_strings if o.startswith("--")} - {
+        "--help"
+    }
+
+
 def _sweep_split(tail: list[str]) -> tuple[list[str], list[str]]:
     """`sweep` has its own flags (--grid, --seeds, --select, --output); everything else is a recipe override."""
-    own = {
-        "--grid",
-        "--seeds",
-        "--select",
-        "--output",
-        "--launcher",
-        "--num-processes",
-        "--accelerate-config",
-        "--task-metric",
-        "--fairness-metric",
-        "--search",
-        "--trials",
-        "--space",
-        "--storage",
-        "--study-name",
-        "--sampler",
-    }
+    own = _own_flags("sweep")
     known, rest, i = [], [], 0
     while i < len(tail):
         tok = tail[i]

@@ -51,6 +51,20 @@ def register(subparsers) -> None:
     )
     p.add_argument("--study-name", default=None, help="--search optuna: study name (default fairtune-sweep)")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="--search optuna: tpe (default), nsga2, random")
+    p.add_argument(
+        "--posthoc",
+        default=None,
+        metavar="METHODS",
+        help="post-hoc rows beside every run, e.g. thresholds,leace: per-group thresholds (cross-fitted on "
+        "validation) and LEACE erasure (fitted on train, folded) applied to each trained run, in the same table "
+        "and selection (grid sweeps)",
+    )
+    p.add_argument(
+        "--posthoc-criterion",
+        default="equalized_odds",
+        choices=("equalized_odds", "equal_opportunity", "demographic_parity"),
+        help="what the post-hoc thresholds equalise (default equalized_odds)",
+    )
     p.set_defaults(func=run, accepts_overrides=True)
 
 
@@ -80,7 +94,13 @@ def run(args: argparse.Namespace) -> int:
         if args.search == "optuna":
             summary = _run_optuna(args)
         else:
-            summary = run_sweep(args.recipe, parse_grid(args.grid), **_shared_options(args))
+            summary = run_sweep(
+                args.recipe,
+                parse_grid(args.grid),
+                posthoc=args.posthoc,
+                posthoc_criterion=args.posthoc_criterion,
+                **_shared_options(args),
+            )
     except (ValueError, FileNotFoundError) as err:
         print(f"fairtune sweep: {err}", file=sys.stderr)
         return 2
@@ -108,6 +128,10 @@ def _check_search_flags(args: argparse.Namespace) -> None:
         if args.trials is None:
             raise ValueError("--search optuna needs --trials N (the number of complete trials to reach).")
         parse_space(args.space)
+        if args.posthoc:
+            raise ValueError(
+                "--posthoc adds rows to a grid sweep; run it with --grid (the study's trials are not rows)."
+            )
     elif args.space or args.trials is not None or args.storage or args.study_name:
         raise ValueError("--space/--trials/--storage/--study-name need `--search optuna`; a grid uses --grid.")
 
