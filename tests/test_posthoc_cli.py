@@ -42,6 +42,8 @@ def test_erase_writes_a_plain_model_and_a_report(tmp_path, capsys):
     held_out = report["held_out"]
     assert held_out["leakage_probe_before"] > 0.9  # pronouns reveal the group
     assert held_out["leakage_probe_after"] <= held_out["leakage_probe_majority_baseline"] + 0.1
+    assert held_out["transfer_probe_before"] > 0.9  # a probe trained on the fitting rows reads the group...
+    assert held_out["transfer_probe_after"] <= held_out["leakage_probe_majority_baseline"] + 0.1  # ...not after
     assert {"accuracy_before", "accuracy_after"} <= set(held_out)
     assert "held-out data" in capsys.readouterr().out
     model = tf.AutoModelForSequenceClassification.from_pretrained(out)

@@ -45,7 +45,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "erase": (
         "fairtune.cli.erase",
-        "erase a group from a classifier's representation (LEACE) and save a plain transformers model",
+        "erase a group from a classifier's, token classifier's or QA model's representation (LEACE); plain model",
     ),
     "card": ("fairtune.cli.hub", "render DIR/README.md, the model card, from a trained model dir"),
     "push": ("fairtune.cli.hub", "upload a trained model dir and its card to the Hugging Face Hub"),

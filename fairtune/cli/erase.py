@@ -117,10 +117,14 @@ def erase_command(args: argparse.Namespace) -> int:
     held = report.get("held_out", {})
     if held:
         print("\nheld-out data: metric | before | after")
-        for key in ("leakage_probe", "accuracy"):
+        for key in ("leakage_probe", "transfer_probe", "accuracy"):
             if f"{key}_before" in held:
                 print(f"  {key:16s} {held[f'{key}_before']:.4f}  {held.get(f'{key}_after', float('nan')):.4f}")
         print(f"  probe majority baseline {held['leakage_probe_majority_baseline']:.4f}")
+        print(
+            "  (leakage_probe: fitted on the held-out rows themselves; transfer_probe: trained on the erased --data "
+            "rows, scored on the held-out ones, what the eraser guarantees)"
+        )
     else:
         print("no --eval-data: pass held-out data to measure the leakage probe and accuracy before and after")
     return 0
@@ -204,7 +208,9 @@ def _erase(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     if args.eval_data:
         held = _load(args, args.eval_data, args.eval_split, fit_data["names"], label2id)
         report["eval_data"] = args.eval_data
-        report["held_out"] = erasure_report(loaded.model, erased, fit, batches(held), seed=args.seed)
+        report["held_out"] = erasure_report(
+            loaded.model, erased, fit, batches(held), seed=args.seed, fit_batches=train
+        )
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     erased.save_pretrained(out)
@@ -347,7 +353,9 @@ def _erase_span(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     if eval_data is not None:
         report["eval_data"] = args.eval_data
         try:
-            report["held_out"] = erasure_report(loaded.model, erased, fit, batches.held_out or [], seed=args.seed)
+            report["held_out"] = erasure_report(
+                loaded.model, erased, fit, batches.held_out or [], seed=args.seed, fit_batches=batches.fit
+            )
         except ValueError as err:  # e.g. a held-out group with a single row: the probe cannot cross-validate
             raise FairtuneError(f"--eval-data {args.eval_data}: {err}") from None
     out = Path(args.output)
