@@ -221,17 +221,19 @@ def test_finished_run_with_other_settings_is_stale(tmp_path):
 
 
 def test_readme_sweep_commands_parse(tmp_path):
-    """Every `fairtune sweep` command in recipes/sweeps/README.md parses, and so does each run it plans."""
+    """Every `fairtune sweep` command in README.md and recipes/sweeps/README.md parses (with its post-hoc methods),
+    and so does each run it plans."""
     import re
     import shlex
 
     from fairtune.cli import build_parser
     from fairtune.parser import parse_config
+    from fairtune.posthoc_runs import parse_posthoc
 
     repo = Path(__file__).resolve().parents[1]
-    text = (repo / "recipes" / "sweeps" / "README.md").read_text().replace("\\\n", " ")
-    commands = [shlex.split(m) for m in re.findall(r"^(fairtune sweep .+)$", text, flags=re.M)]
-    assert len(commands) >= 3
+    text = "\n".join((repo / f).read_text() for f in ("README.md", "recipes/sweeps/README.md")).replace("\\\n", " ")
+    commands = [shlex.split(m, comments=True) for m in re.findall(r"^(fairtune sweep .+)$", text, flags=re.M)]
+    assert len(commands) >= 5 and any("--posthoc" in c for c in commands)
     for recipe in (repo / "recipes" / "sweeps").glob("*.yaml"):
         parse_config(recipe, [])
     for argv in commands:
@@ -239,6 +241,7 @@ def test_readme_sweep_commands_parse(tmp_path):
         known, rest = _sweep_split(argv[2:])
         args = build_parser().parse_args(argv[:2] + known)
         assert (repo / args.recipe).is_file(), args.recipe
+        parse_posthoc(args.posthoc)
         for run in plan_runs(parse_grid(args.grid), parse_seeds(args.seeds, 42), tmp_path):
             parse_config(repo / args.recipe, [*rest, *run.tokens([])[:-2]])
 
