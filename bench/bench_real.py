@@ -77,9 +77,10 @@ METHODS: dict[str, tuple[dict[str, list[str]], list[str], str]] = {
 LEACE_AFTER = ("resample", "cda_two_sided")  # in-training methods also measured with LEACE folded in afterwards
 POSTHOC = ("plain+thresholds", "plain+thresholds (randomized)", "plain+LEACE")
 HEADLINE = ("accuracy", "macro_f1", "equalized_odds_difference", "tpr_gap_rms", "subgroup_auc_min", "bpsn_auc_min",
-            "bnsp_auc_min", "leakage_probe_accuracy")  # fmt: skip
+            "bnsp_auc_min", "leakage_probe_accuracy", "transfer_probe_accuracy")  # fmt: skip
 SHORT = {"equalized_odds_difference": "EO diff", "tpr_gap_rms": "GAP (tpr_gap_rms)", "subgroup_auc_min": "subgroup AUC",
-         "bpsn_auc_min": "BPSN AUC", "bnsp_auc_min": "BNSP AUC", "leakage_probe_accuracy": "leakage probe"}  # fmt: skip
+         "bpsn_auc_min": "BPSN AUC", "bnsp_auc_min": "BNSP AUC", "leakage_probe_accuracy": "leakage probe",
+         "transfer_probe_accuracy": "transfer probe (LEACE rows)"}  # fmt: skip
 
 
 # ---- data ----------------------------------------------------------------------------------------------------------
@@ -238,30 +239,41 @@ def posthoc_thresholds(pred: dict, data: dict, seed: int, randomized: bool = Fal
 
 
 def posthoc_leace(run_dir: Path, data: dict, max_length: int, seed: int) -> tuple[dict, dict]:
-    """Plain + LEACE: the group erased from the head's input (fitted on validation), folded into the head, so the
-    result is a plain transformers model that needs no group at inference; (validation, test) metrics, cached in
-    the run directory. The leakage probe of this row reads the erased head input (what the decision is made from).
+    """Plus LEACE: the group erased from the head's input, fitted on the training split (what `erasure: leace` does
+    after training), folded into the head, so the result is a plain transformers model that needs no group at
+    inference; (validation, test) metrics, cached in the run directory. This row's `leakage probe` reads the erased
+    head input (what the decision is made from), cross-validated on test; `transfer probe` is trained on the erased
+    training rows and scored on test (the INLP/RLACE/LEACE papers' protocol, what the eraser guarantees).
     """
+    from fairtune.objectives.adversarial import transfer_probe
     from fairtune.posthoc.erasure import apply_eraser, fit_eraser, fold_eraser, head_inputs, text_batches
 
-    cache = run_dir / "bench_leace.npz"
+    cache = run_dir / "bench_leace_train.npz"
     yv, gv = np.asarray([r["label"] for r in data["validation"]]), [r["group"] for r in data["validation"]]
     yt, gt = np.asarray([r["label"] for r in data["test"]]), [r["group"] for r in data["test"]]
-    names = sorted(set(gv) | set(gt))
+    gtr = [r["group"] for r in data["train"]]
+    names = sorted(set(gv) | set(gt) | set(gtr))
     if cache.is_file():
         c = dict(np.load(cache))
     else:
         tok, model = _load(run_dir)
         texts_v, texts_t = [r["text"] for r in data["validation"]], [r["text"] for r in data["test"]]
-        batches = text_batches(tok, texts_v, [names.index(g) for g in gv], batch_size=128, max_length=max_length)
+        texts_tr = [r["text"] for r in data["train"]]
+        batches = text_batches(tok, texts_tr, [names.index(g) for g in gtr], batch_size=128, max_length=max_length)
         fit = fit_eraser(model, batches, len(names))
         erased = fold_eraser(model, fit)
+        train_erased = apply_eraser(fit, head_inputs(model, tok, texts_tr, batch_size=128))
+        test_erased = apply_eraser(fit, head_inputs(model, tok, texts_t, batch_size=128))
+        moved = transfer_probe(train_erased, np.asarray([names.index(g) for g in gtr]), test_erased,
+                               np.asarray([names.index(g) for g in gt]), seed=seed)  # fmt: skip
         c = {"validation_probs": predict_model(erased, tok, texts_v, max_length)[0],
              "test_probs": predict_model(erased, tok, texts_t, max_length)[0],
-             "test_head_erased": apply_eraser(fit, head_inputs(model, tok, texts_t, batch_size=128)).astype(np.float32)}  # fmt: skip
+             "test_head_erased": test_erased.astype(np.float32),
+             "transfer_probe": np.asarray(moved["transfer_probe_accuracy"])}  # fmt: skip
         np.savez_compressed(cache, **c)
     val = score(yv, c["validation_probs"].argmax(1), c["validation_probs"][:, 1], gv)
     test = score(yt, c["test_probs"].argmax(1), c["test_probs"][:, 1], gt, c["test_head_erased"], seed)
+    test["transfer_probe_accuracy"] = float(c["transfer_probe"])
     return val, test
 
 
@@ -344,7 +356,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 # ---- the benchmark -------------------------------------------------------------------------------------------------
 def _load_rows(files: dict[str, str]) -> dict[str, list[dict]]:
-    return {k: [json.loads(line) for line in open(files[k], encoding="utf-8")] for k in ("validation", "test")}
+    return {k: [json.loads(line) for line in open(files[k], encoding="utf-8")] for k in ("train", "validation", "test")}
 
 
 def collect(summaries: dict[str, dict], data: dict, info: dict, args, seeds: list[int], final: bool = False) -> dict:
@@ -379,7 +391,7 @@ def collect(summaries: dict[str, dict], data: dict, info: dict, args, seeds: lis
             rows += posthoc_rows(done, per_run, data, args.max_length)
         elif method in LEACE_AFTER and done and leace_available():  # in-training method + post-hoc erasure
             pairs = [posthoc_leace(Path(r["output_dir"]), data, args.max_length, r["seed"]) for r in done]
-            rows.append(_posthoc_row(f"{method}+LEACE", f"{sel} + LEACE fitted on validation, folded", pairs))
+            rows.append(_posthoc_row(f"{method}+LEACE", f"{sel} + LEACE fitted on train, folded", pairs))
     result = {"seeds": seeds, "data": info, "groups": sorted(set(gt)), "rows": rows, "configs": configs}
     result["complete"] = final and all(r["status"] == "done" for s in summaries.values() for r in s["runs"])
     result["overall"] = overall_selection(rows)
@@ -410,7 +422,7 @@ def posthoc_rows(done: list[dict], per_run: dict, data: dict, max_length: int) -
     ]  # fmt: skip
     if leace_available():
         pairs = [posthoc_leace(Path(r["output_dir"]), data, max_length, r["seed"]) for r in done]
-        rows.append(_posthoc_row("plain+LEACE", "LEACE on the head input, fitted on validation, folded", pairs))
+        rows.append(_posthoc_row("plain+LEACE", "LEACE on the head input, fitted on train, folded", pairs))
     else:
         rows.append({"method": "plain+LEACE", "config": "not run: fairtune.posthoc.erasure is not importable", "n": 0,
                      "test_mean": {}, "test_std": {}})  # fmt: skip
