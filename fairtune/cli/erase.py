@@ -166,7 +166,6 @@ def _check_flags(args: argparse.Namespace) -> None:
 def _erase(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     from fairtune.evaluation.models import load_model
     from fairtune.posthoc.erasure import text_batches
-    from fairtune.posthoc.step import erase_model, erasure_report
 
     loaded = load_model(args.model, kind="classifier")
     label2id = getattr(loaded.model.config, "label2id", None)
@@ -188,29 +187,43 @@ def _erase(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
             )
         )
 
-    train = batches(fit_data)
+    held = None
+    if args.eval_data:
+        held = batches(_load(args, args.eval_data, args.eval_split, fit_data["names"], label2id))
+    report = {"model": args.model, "data": args.data, "group_columns": args.group_column, "groups": fit_data["names"]}
+    return _erase_and_save(args, loaded, batches(fit_data), len(fit_data["names"]), report, held)
+
+
+def _erase_and_save(
+    args: argparse.Namespace,
+    loaded: Any,
+    fit_batches: list[dict[str, Any]],
+    num_groups: int,
+    report: dict[str, Any],
+    held_batches: list[dict[str, Any]] | None,
+) -> tuple[dict[str, Any], Path]:
+    """Fit and fold the eraser, add the fit and (with held-out batches) the probes to `report`, save model + report."""
+    from fairtune.errors import FairtuneError
+    from fairtune.posthoc.step import erase_model, erasure_report
+
     erased, fit, info = erase_model(
         loaded.model,
-        train,
-        len(fit_data["names"]),
+        fit_batches,
+        num_groups,
         method=args.method,
         refit_head=args.refit_head,
         refit_epochs=args.refit_epochs,
         seed=args.seed,
     )
-    report: dict[str, Any] = {
-        "model": args.model,
-        "data": args.data,
-        "group_columns": args.group_column,
-        "groups": fit_data["names"],
-        **info,
-    }
-    if args.eval_data:
-        held = _load(args, args.eval_data, args.eval_split, fit_data["names"], label2id)
+    report.update(info)
+    if held_batches is not None:
         report["eval_data"] = args.eval_data
-        report["held_out"] = erasure_report(
-            loaded.model, erased, fit, batches(held), seed=args.seed, fit_batches=train
-        )
+        try:
+            report["held_out"] = erasure_report(
+                loaded.model, erased, fit, held_batches, seed=args.seed, fit_batches=fit_batches
+            )
+        except ValueError as err:  # e.g. a held-out group with a single row: the probe cannot cross-validate
+            raise FairtuneError(f"--eval-data {args.eval_data}: {err}") from None
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     erased.save_pretrained(out)
@@ -291,7 +304,6 @@ def _erase_span(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     from fairtune.config import DataArguments
     from fairtune.errors import FairtuneError
     from fairtune.evaluation.models import load_model
-    from fairtune.posthoc.step import erase_model, erasure_report
     from fairtune.posthoc.task_batches import task_batches
 
     kind = _check_model_kind(args)
@@ -330,15 +342,6 @@ def _erase_span(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
             f"--data {args.data}: {group_source} gives fewer than two groups ({batches.group_names}); erasure needs "
             "two or more"
         )
-    erased, fit, info = erase_model(
-        loaded.model,
-        batches.fit,
-        len(batches.group_names),
-        method=args.method,
-        refit_head=args.refit_head,
-        refit_epochs=args.refit_epochs,
-        seed=args.seed,
-    )
     report: dict[str, Any] = {
         "model": args.model,
         "data": args.data,
@@ -348,19 +351,6 @@ def _erase_span(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         "examples": batches.rows["fit"],
         "features": batches.features["fit"],
         "example_group_counts": batches.group_counts,
-        **info,
     }
-    if eval_data is not None:
-        report["eval_data"] = args.eval_data
-        try:
-            report["held_out"] = erasure_report(
-                loaded.model, erased, fit, batches.held_out or [], seed=args.seed, fit_batches=batches.fit
-            )
-        except ValueError as err:  # e.g. a held-out group with a single row: the probe cannot cross-validate
-            raise FairtuneError(f"--eval-data {args.eval_data}: {err}") from None
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    erased.save_pretrained(out)
-    loaded.tokenizer.save_pretrained(out)
-    (out / REPORT_FILE).write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
-    return report, out
+    held = (batches.held_out or []) if eval_data is not None else None
+    return _erase_and_save(args, loaded, batches.fit, len(batches.group_names), report, held)
