@@ -74,7 +74,7 @@ METHODS: dict[str, tuple[dict[str, list[str]], list[str], str]] = {
     "adversary": ({"adversary_weight": ["1", "0.3"]}, ADVERSARY, "train"),
     "dixon": ({}, [], "train_dixon"),
 }
-LEACE_AFTER = ("resample", "cda_two_sided")  # in-training methods also measured with LEACE folded in afterwards
+LEACE_AFTER = ("resample", "reweight", "cda_two_sided")  # in-training methods also measured with LEACE folded in afterwards
 POSTHOC = ("plain+thresholds", "plain+thresholds (randomized)", "plain+LEACE")
 HEADLINE = ("accuracy", "macro_f1", "equalized_odds_difference", "tpr_gap_rms", "subgroup_auc_min", "bpsn_auc_min",
             "bnsp_auc_min", "leakage_probe_accuracy", "transfer_probe_accuracy")  # fmt: skip
