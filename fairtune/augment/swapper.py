@@ -8,6 +8,9 @@ lower-cased text gives (leftmost, then longest); that trie regex is kept as the 
 whose lower-casing changes its length). The compiled matcher is cached per process by the lexicons' content, and a
 pickled `Swapper` carries only that key and its lexicons as one bytes blob, so `datasets.map(num_proc=N)` workers
 build it at most once each (with fork, never: they inherit the parent's cache).
+The same pass also reports the example's vocabulary (the one-word group-lexicon terms in it, which decide the groups
+mentioned and the names already used), so a text never takes a second pass; the per-example state is built only
+at the first group term.
 Each match is checked (capitalization for proper nouns, homographs, person spans), resolved (her -> him | his and
 his -> her | hers from the following and preceding words), given the source's case (lower, Title, UPPER) and
 recorded as an `Edit` with source and target offsets. Possessives and contractions keep their suffix (mother's ->
@@ -270,10 +273,21 @@ class ExampleState:
                 if not any(map(operator.eq, order, target)):  # a derangement: no group maps to itself
                     break
             perm = dict(zip(order, target))
-            mentioned = [g for g in order if g in present]
-            free = [g for g in target if g not in present]
-            if mentioned and len(free) >= len(mentioned):
-                perm.update(zip(mentioned, free))
+            if present:
+                # The mentioned groups in `order`'s order go to the first groups of `target` not mentioned, when
+                # there are as many (`target` is a permutation of `order`, so n - m of its groups are free).
+                mentioned = [g for g in present if g in perm]
+                m = len(mentioned)
+                if m and len(order) - m >= m:
+                    if m > 1:
+                        mentioned.sort(key=order.index)
+                    free = []
+                    for g in target:
+                        if g not in present:
+                            free.append(g)
+                            if len(free) == m:
+                                break
+                    perm.update(zip(mentioned, free))
             self.perms[axis] = perm
         return perm
 
@@ -378,6 +392,23 @@ except ImportError:  # pragma: no cover - the regex fallback is tested by forcin
     _ahocorasick = None
 
 
+# Flags in the automata's values: the key is a term of the lookup table / a vocabulary word / the key is one
+# pure ASCII word (then, in ASCII text, the matched text is that word: no lookup needed to confirm it).
+_TERM, _VOCAB, _PURE = 1, 2, 4
+
+
+def _automaton_of(keys: Mapping[str, int]):
+    """A pyahocorasick automaton over `keys` (normalised forms) with values (word length, flags, word)."""
+    automaton = _ahocorasick.Automaton()
+    for key, flags in keys.items():
+        core = key[1:-1]
+        if " " not in core:
+            flags |= _PURE
+        automaton.add_word(key, (len(core), flags, core))
+    automaton.make_automaton()
+    return automaton
+
+
 class _Compiled:
     """Everything a `Swapper` derives from its lexicons: lookup table, automaton, fallback regex (lazy)."""
 
@@ -407,45 +438,50 @@ class _Compiled:
         self._pattern_i: re.Pattern | None = None
         self._blob: bytes | None = None
         self.automaton = self.automaton_free = None
+        self.vocab_words: frozenset[str] = frozenset()
         self.vocab_finder: Callable[[str], set[str]] | None = None
+        # Per group lexicon (by index): its groups in order, built once instead of per permutation.
+        self.group_order = {li: tuple(lex.groups) for li, lex in enumerate(lexicons) if isinstance(lex, GroupLexicon)}
         if use_automaton and _ahocorasick is not None and table:
-            # `automaton` holds every term (NER rows with person spans); `automaton_free` (free text) leaves out the
-            # one-word name homographs, which never swap outside a person span: dropping a one-word candidate that
-            # would be rejected changes no other match (no other term can start or end inside that word).
-            self.automaton, self.automaton_free = _ahocorasick.Automaton(), _ahocorasick.Automaton()
-            for word, entry in table.items():
-                key = _normalize(word)
-                self.automaton.add_word(key, len(word))
-                if not (_is_name_homograph(entry) and _ONE_WORD.fullmatch(word)):
-                    self.automaton_free.add_word(key, len(word))
-            self.automaton.make_automaton()
-            self._build_vocab()
-            if len(self.automaton_free):
-                self.automaton_free.make_automaton()
-            else:
-                self.automaton_free = None
+            self._build_automata(table)
 
-    def _build_vocab(self) -> None:
-        """An automaton over every one-word term of the group lexicons (surnames and homographs too)."""
-        words = {
+    def _build_automata(self, table: dict[str, tuple]) -> None:
+        """The two automata, each also holding the one-word group-lexicon terms (the example's vocabulary).
+
+        `automaton` holds every term (NER rows with person spans); `automaton_free` (free text) leaves out the
+        one-word name homographs, which never swap outside a person span: dropping a one-word candidate that would
+        be rejected changes no other match (no other term can start or end inside that word). Both also hold the
+        vocabulary words (surnames and homographs too) flagged `_VOCAB`, so the pass that finds the matches also
+        finds the words `ExampleState.words()` needs, instead of a second pass over the text.
+        Words with one normalised form have one length.
+        """
+        vocab = {
             w for lex in self.lexicons if isinstance(lex, GroupLexicon) for w in lex.index if _ONE_WORD.fullmatch(w)
         }
-        if not words:
-            return
-        automaton = _ahocorasick.Automaton()
-        for w in words:
-            automaton.add_word(_normalize(w), len(w))
-        automaton.make_automaton()
-        self._vocab_words = frozenset(words)
-        self._vocab_automaton = automaton
-        self.vocab_finder = self._find_vocab
+        full: dict[str, int] = {}
+        free: dict[str, int] = {}
+        for word, entry in table.items():
+            key = _normalize(word)
+            full[key] = full.get(key, 0) | _TERM
+            if not (_is_name_homograph(entry) and _ONE_WORD.fullmatch(word)):
+                free[key] = free.get(key, 0) | _TERM
+        for w in vocab:
+            key = _normalize(w)
+            for keys in (full, free):
+                keys[key] = keys.get(key, 0) | _VOCAB
+        self.automaton = _automaton_of(full)
+        self.automaton_free = _automaton_of(free) if free else None
+        if vocab:
+            self.vocab_words = frozenset(vocab)
+            self._vocab_automaton = _automaton_of({_normalize(w): _VOCAB for w in vocab})
+            self.vocab_finder = self._find_vocab
 
     def _find_vocab(self, text: str) -> set[str]:
         low = text.lower()
         if len(low) != len(text):  # lower-casing moved characters: tokenise as ExampleState.words() does
-            return {w.lower() for w in _WORD.findall(text)} & self._vocab_words
-        words, exact, found = self._vocab_words, low.isascii(), set()
-        for j, n in self._vocab_automaton.iter(_normalize(low)):
+            return {w.lower() for w in _WORD.findall(text)} & self.vocab_words
+        words, exact, found = self.vocab_words, low.isascii(), set()
+        for j, (n, _flags, _core) in self._vocab_automaton.iter(_normalize(low)):
             s, e = j - n - 1, j - 1
             w = low[s:e]
             if w not in words:
@@ -551,6 +587,9 @@ class Swapper:
         self._table = compiled.table
         self._stateful = compiled.stateful
         self._automaton = compiled.automaton
+        # `Swapper._scan` makes the example's state itself, at the first group term: a text without one never
+        # builds it. A subclass whose `_scan` may need the state after the base scan gets one up front, as before.
+        self._lazy_state = type(self)._scan is Swapper._scan
 
     def fingerprint(self) -> str:
         """What decides this engine's output besides the text (lexicons, seed, engine): keys datasets' cache."""
@@ -581,7 +620,7 @@ class Swapper:
 
     def counterfactual(self, text: str) -> str:
         """The counterfactual of `text` (the fast path of `swap`: same result, no `Edit` objects)."""
-        raw = self._scan(text, self.new_state([text]) if self._stateful else None, None)
+        raw = self._scan(text, self.new_state([text]) if self._stateful and not self._lazy_state else None, None)
         if not raw:
             return text
         out, last = [], 0
@@ -600,7 +639,7 @@ class Swapper:
         name_spans: Sequence[tuple[int, int]] | None = None,
     ) -> SwapResult:
         """Swap `text`; `state` shares name choices across fields, `name_spans` limits names to those char spans."""
-        if state is None and self._stateful:
+        if state is None and self._stateful and not self._lazy_state:
             state = self.new_state([text])
         raw = self._scan(text, state, name_spans)
         return _assemble(text, raw)
@@ -646,36 +685,56 @@ class Swapper:
 
         `free`: free text (no person spans), where one-word name homographs are never candidates.
         """
+        return self._match(text, low, free)[0]
+
+    def _match(self, text: str, low: str, free: bool = True) -> tuple[list[tuple[int, int]], list[str] | None]:
+        """`_spans`, plus the vocabulary words of `text` (what `ExampleState.vocab` finds) from the same pass.
+
+        The words are None where they were not looked for (regex matcher, lower-casing that moves characters).
+        """
         if len(low) != len(text):
-            return [m.span() for m in self._c.pattern_i().finditer(text)]
+            return [m.span() for m in self._c.pattern_i().finditer(text)], None
         automaton = self._automaton
         if automaton is None:
-            return [m.span() for m in self._c.pattern().finditer(low)]
+            return [m.span() for m in self._c.pattern().finditer(low)], None
         if free:
             automaton = self._c.automaton_free
-            if automaton is None:
-                return []
-        table = self._table
-        exact = low.isascii()  # then a space in the normalised text is exactly a non-word character
-        cands = []
-        for j, n in automaton.iter(_normalize(low)):
-            s, e = j - n - 1, j - 1
-            if low[s:e] not in table:  # another term with the same normalised form ("mr." / "mr,")
-                continue
-            if not exact:
-                before, after = low[s - 1 : s] or " ", low[e : e + 1] or " "
-                if before.isalnum() or before == "_" or after.isalnum() or after == "_":
+            if automaton is None:  # no free terms and no vocabulary words
+                return [], None
+        table, vocab = self._table, self._c.vocab_words
+        cands: list[tuple[int, int]] = []
+        found: list[str] = []
+        ordered = True  # only one-word (_PURE) keys matched: no two overlap, and they come sorted
+        padded = " " + low + " "
+        norm = padded.encode("ascii", "replace").translate(_NORM).decode("ascii")
+        exact = low.isascii()
+        for j, (n, flags, core) in automaton.iter(norm):
+            s = j - n - 1
+            if not exact:  # a space in `norm` may be a non-ASCII word character ("é"): not a word boundary then
+                before, after = padded[s], padded[j]
+                if (before > "\x7f" and before.isalnum()) or (after > "\x7f" and after.isalnum()):
                     continue
-            cands.append((s, -e))
-        if len(cands) < 2:
-            return [(s, -ne) for s, ne in cands]
+            if flags & 4:  # _PURE: the matched text is `core` (non-ASCII characters never map to word characters)
+                if flags & 1:
+                    cands.append((s, 1 - j))
+                if flags & 2:
+                    found.append(core)
+                continue
+            ordered = False
+            w = low[s : j - 1]
+            if flags & 1 and w in table:  # not another term with the same normalised form ("mr." / "mr,")
+                cands.append((s, 1 - j))
+            if flags & 2 and w in vocab:
+                found.append(w)
+        if ordered or len(cands) < 2:
+            return [(s, -ne) for s, ne in cands], found
         cands.sort()
         out, pos = [], 0
         for s, ne in cands:
             if s >= pos:
                 out.append((s, -ne))
                 pos = -ne
-        return out
+        return out, found
 
     def _lookup(self, src: str) -> tuple | None:
         entry = self._table.get(src.lower())
@@ -694,7 +753,8 @@ class Swapper:
         covered = 0
         starts = [s for s, _ in name_spans] if name_spans is not None else None
         low = text.lower()
-        for s, e in self._spans(text, low, name_spans is None):
+        spans, found = self._match(text, low, name_spans is None)
+        for s, e in spans:
             if s < covered:
                 continue
             src = text[s:e]
@@ -708,7 +768,7 @@ class Swapper:
                     continue
                 if is_name and not _name_ok(s, e, homograph, name_spans, starts):
                     continue
-                out.append((s, e, _apply_case(src, target), axis))
+                out.append((s, e, target if src.islower() else _apply_case(src, target), axis))
             elif code == _CONTEXT:
                 _, axis, roles, word = entry
                 role = resolve_her(text, s, e) if word == "her" else resolve_his(text, s, e) if word == "his" else ""
@@ -722,12 +782,17 @@ class Swapper:
                     continue
                 if state is None:
                     state = self.new_state([text])
+                if found is not None:
+                    if state._words is None and state.vocab == self._c.vocab_finder and state.texts == (text,):
+                        state._words = frozenset(found)  # what state.words() would find, from the pass above
+                    found = None
                 lex = self.lexicons[li]
                 assert isinstance(lex, GroupLexicon)
                 perm = state.perms.get(axis)
                 if perm is None:
-                    present = {lex.index[w][0] for w in state.words() if w in lex.index}
-                    perm = state.permutation(axis, list(lex.groups), present)
+                    index = lex.index
+                    present = {index[w][0] for w in state.words() if w in index}
+                    perm = state.permutation(axis, self._c.group_order[li], present)
                 tgroup = perm[group]
                 new = self._group_target(state, lex, src, group, tgroup, slot, rank)
                 if new is None:

@@ -1,0 +1,181 @@
+"""Equivalences the fast all-axes path relies on, each checked against the straightforward form it replaces."""
+
+from __future__ import annotations
+
+import operator
+import random
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fairtune.augment.lexicon import resolve_lexicons
+from fairtune.augment.swapper import (
+    _ONE_WORD,
+    ExampleState,
+    Swapper,
+    _is_name_homograph,
+    _normalize,
+    _shuffle,
+    example_key,
+)
+
+_ALL = ("gender", "names", "names_race", "religion", "nationality")
+_WORD = re.compile(r"\w+")
+_TEXTS = [
+    "He’s İstanbul's HE hE Mr. Brown, mr, MR. and Mary-Kate; ſhe K and the theme",
+    "Théo and he, hé, heé, “she” said: Mary Smith met John Garcia; later Garcia left.",
+    "A Muslim and an Atheist; American men, Chinese women: his father-in-law, Mrs. Jones.",
+    "May, Will and Paris met June. mary, WILL, MARY! O'Brien and Ann-Marie.",
+    "_he he_ 2he he2 he-she she/he (her) [his] {him} «she» ‘he’",
+    "In Sri Lanka a Sri Lankan Hindu, an In and an An met Kim Lee in Seoul; the fiancée of Zoë Smith é-Smith.",
+    "The French and the Chinese. Khan, Luther and William Long met a Buddhist monk in the Church of England.",
+    "",
+]
+_PIECES = st.sampled_from(
+    [
+        "he", "She", "HIS", "her", "Muslim", "Hindu", "Jewish", "American", "french", "Chinese", "Sri Lankan",
+        "Mary", "John", "Smith", "Garcia", "Kim", "Lee", "In", "an", "May", "Will", "the", "café", "Zoë", "fiancée",
+        "Mr.", "mrs", "O'Brien", "x",
+    ]
+)  # fmt: skip
+_SEPS = st.sampled_from([" ", ", ", ".", "-", "'", "’", "_", "é", "“", " – ", "\n", "ß", "2"])
+
+
+@st.composite
+def _sentence(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 12))):
+        parts += [draw(_PIECES), draw(_SEPS)]
+    return "".join(parts)
+
+
+@pytest.fixture(scope="module")
+def swappers() -> tuple[Swapper, Swapper]:
+    lex = resolve_lexicons(_ALL)
+    return Swapper(lex, seed=3), Swapper(lex, seed=3, matcher="regex")
+
+
+@pytest.fixture(scope="module")
+def reference_automata(swappers):
+    """The terms-only automata (value: word length) the engine used before the vocabulary joined them."""
+    ahocorasick = pytest.importorskip("ahocorasick")
+    full, free = ahocorasick.Automaton(), ahocorasick.Automaton()
+    for word, entry in swappers[0]._table.items():
+        full.add_word(_normalize(word), len(word))
+        if not (_is_name_homograph(entry) and _ONE_WORD.fullmatch(word)):
+            free.add_word(_normalize(word), len(word))
+    full.make_automaton()
+    free.make_automaton()
+    return full, free
+
+
+def _reference_spans(automaton, table, low: str) -> list[tuple[int, int]]:
+    """The previous `Swapper._spans` loop (leftmost, then longest, non-overlapping)."""
+    exact, cands = low.isascii(), []
+    for j, n in automaton.iter(_normalize(low)):
+        s, e = j - n - 1, j - 1
+        if low[s:e] not in table:
+            continue
+        if not exact:
+            before, after = low[s - 1 : s] or " ", low[e : e + 1] or " "
+            if before.isalnum() or before == "_" or after.isalnum() or after == "_":
+                continue
+        cands.append((s, -e))
+    out, pos = [], 0
+    for s, ne in sorted(cands):
+        if s >= pos:
+            out.append((s, -ne))
+            pos = -ne
+    return out
+
+
+def _check_pass(sw: Swapper, rx: Swapper, automata, text: str) -> None:
+    """The one automaton pass gives the previous spans and the vocabulary words `ExampleState.words()` uses."""
+    low = text.lower()
+    assert sw._match(text, low, False)[0] == rx._spans(text, low, False)
+    for free, automaton in zip((False, True), automata):
+        spans, found = sw._match(text, low, free)
+        if found is None:
+            assert len(low) != len(text)
+            continue
+        assert spans == _reference_spans(automaton, sw._table, low)
+        assert set(found) == sw._c._find_vocab(text)
+        assert set(found) == {w for w in _WORD.findall(low)} & sw._c.vocab_words
+
+
+@pytest.mark.parametrize("text", _TEXTS)
+def test_one_pass_finds_the_spans_and_the_vocabulary(swappers, reference_automata, text: str) -> None:
+    _check_pass(*swappers, reference_automata, text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_sentence())
+def test_one_pass_on_random_text(swappers, reference_automata, text: str) -> None:
+    _check_pass(*swappers, reference_automata, text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_sentence(), min_size=1, max_size=3))
+def test_lazy_state_gives_the_eager_states_output(swappers, texts: list[str]) -> None:
+    """`swap(text)` without a state (built only at a group term, words from the pass) equals the eager path."""
+    sw = swappers[0]
+    for text in texts:
+        eager = sw.swap(text, state=sw.new_state([text]))
+        assert sw.swap(text) == eager
+        assert sw.counterfactual(text) == eager.text
+        assert sw.swap_fields([text])[0] == eager
+    # several fields: their state's words come from every field (not from one pass), as before
+    fresh = sw.new_state(texts)
+    fresh.words()
+    assert sw.swap_fields(texts) == [sw.swap(t, state=fresh) for t in texts]
+
+
+def _reference_permutation(seed: int, axis: str, key: str, groups: list[str], present: set[str]) -> dict[str, str]:
+    """`ExampleState.permutation` as it was written first (`random.shuffle`, full lists)."""
+    rng = random.Random(f"{seed}|{axis}|{key}")
+    order = list(groups)
+    target = order[:]
+    while True:
+        rng.shuffle(target)
+        if not any(map(operator.eq, order, target)):
+            break
+    perm = dict(zip(order, target))
+    mentioned = [g for g in order if g in present]
+    free = [g for g in target if g not in present]
+    if mentioned and len(free) >= len(mentioned):
+        perm.update(zip(mentioned, free))
+    return perm
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 10, 68])
+def test_permutation_equals_the_reference(n: int) -> None:
+    groups = [f"g{i}" for i in range(n)]
+    rng = random.Random(n)
+    for i in range(400):
+        key = f"{rng.getrandbits(32):08x}"
+        present = set(rng.sample(groups, rng.randint(0, n))) | ({"not-a-group"} if i % 7 == 0 else set())
+        state = ExampleState(key=key, seed=i % 3)
+        assert state.permutation("ax", tuple(groups), present) == _reference_permutation(
+            i % 3, "ax", key, groups, present
+        )
+
+
+def test_permutation_key_is_the_example_key() -> None:
+    texts = ("A Muslim met a Hindu.", "Who met whom?")
+    state = ExampleState(key="", seed=0, texts=texts)
+    groups = ["a", "b", "c", "d"]
+    assert state.permutation("religion", groups, {"a"}) == _reference_permutation(
+        0, "religion", example_key(texts), groups, {"a"}
+    )
+
+
+def test_inline_shuffle_matches_random_shuffle_on_group_sizes() -> None:
+    for n in (4, 10, 68):
+        for seed in range(200):
+            a, b = list(range(n)), list(range(n))
+            r1, r2 = random.Random(f"0|x|{seed:08x}"), random.Random(f"0|x|{seed:08x}")
+            r1.shuffle(a)
+            _shuffle(r2, b)
+            assert a == b
