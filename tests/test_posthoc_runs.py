@@ -137,3 +137,48 @@ def test_posthoc_with_optuna_is_refused(tmp_path, capsys):
     ]
     assert main([*argv, "--posthoc", "leace"]) == 2
     assert "--posthoc adds rows to a grid sweep" in capsys.readouterr().err
+
+
+def test_thresholds_row_with_a_test_split_fits_on_validation_and_scores_test(tiny_bert_dir, tmp_path, monkeypatch):
+    """With a test split (the report's split), the rules are fitted on all validation rows and applied to test: the
+    scores it fits on and applies to are the model's on those splits, and the row equals fitting by hand."""
+    from conftest import biased_rows, write_jsonl
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import fairtune.posthoc_runs as posthoc_runs
+    from fairtune.evaluation.predict import classifier_probs
+    from fairtune.metrics.group import group_fairness_metrics
+    from fairtune.parser import parse_config
+
+    test = write_jsonl(tmp_path / "test.jsonl", biased_rows(40, 0.5, seed=7))
+    flags = [*_flags(tiny_bert_dir, tmp_path), "--test_file", str(test), "--output_dir", str(tmp_path / "run"),
+             "--max_steps", "40", "--learning_rate", "0.003"]  # fmt: skip
+    assert main(["train", *flags]) == 0
+    seen = {}
+    real = posthoc_runs.threshold_predictions
+
+    def spy(probs, labels, groups, criterion, **kw):
+        seen.update(probs=probs, labels=labels, groups=groups, fit=kw["fit"])
+        return real(probs, labels, groups, criterion, **kw)
+
+    monkeypatch.setattr(posthoc_runs, "threshold_predictions", spy)
+    report = posthoc_runs.posthoc_report(*parse_config(None, flags), "thresholds")
+    assert report["split"] == "test" and report["posthoc_fitted_on"] == "validation"
+
+    cfg = json.loads((tmp_path / "run" / "fairtune_config.json").read_text())  # the run's label and group ids
+    labels = {name: i for i, name in enumerate(cfg["label_list"])}
+    ids = {name: i for i, name in enumerate(cfg["group_names"])}
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run").eval()
+    tok = AutoTokenizer.from_pretrained(tmp_path / "run")
+    fit_probs, fit_labels, fit_groups = seen["fit"]
+    for split, file, probs, y, g in (("validation", "valid", fit_probs, fit_labels, fit_groups),
+                                     ("test", "test", seen["probs"], seen["labels"], seen["groups"])):  # fmt: skip
+        rows = [json.loads(x) for x in (tmp_path / f"{file}.jsonl").read_text().splitlines()]
+        assert np.abs(classifier_probs(model, tok, [r["text"] for r in rows], max_length=24) - probs).max() < 1e-5
+        assert list(y) == [labels[r["label"]] for r in rows] and list(g) == [ids[r["gender"]] for r in rows], split
+    assert fit_probs[:, 1].std() > 0.05  # the model tells rows apart: the rules are not a tie-break
+    rules = fit_thresholds(fit_probs, fit_labels, list(fit_groups), "equalized_odds")
+    pred = apply_thresholds(seen["probs"], list(seen["groups"]), rules)
+    by_hand = group_fairness_metrics(seen["labels"], pred, list(seen["groups"]), labels=[0, 1])
+    for key in ("accuracy", "equalized_odds_difference", "demographic_parity_difference"):
+        assert report[key] == pytest.approx(by_hand[key], abs=1e-9), key
