@@ -264,7 +264,12 @@ def evaluate_split(trainer: FairTrainer, dataset, split: str, references: Any = 
         pred = trainer.predict(dataset, metric_key_prefix=split, references=references)
     finally:
         trainer.nested_report = False
-    metrics = {k.removeprefix(f"{split}_"): v for k, v in (pred.metrics or {}).items()}
-    # the flat `group_<name>_<stat>` keys repeat `per_group`: the report keeps the table only
+    return split_metrics(pred.metrics or {}, split)
+
+
+def split_metrics(metrics: dict[str, Any], split: str) -> dict[str, Any]:
+    """Trainer metrics as a split report: no `<split>_` prefix, and the flat `group_<name>_<stat>` keys (which
+    repeat `per_group`) left out, so the report keeps the table only."""
+    metrics = {k.removeprefix(f"{split}_"): v for k, v in metrics.items()}
     flat = {f"group_{g}_{stat}" for g, row in metrics.get("per_group", {}).items() for stat in row}
     return {"split": split, **{k: v for k, v in metrics.items() if k not in flat}}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from fairtune.columns import GROUP_KEY
 from fairtune.config import OBJECTIVE_WEIGHTS, DataArguments, FairTrainingArguments, ModelArguments
@@ -35,6 +36,7 @@ from fairtune.pipeline import (
     load_model,
     prepare_data,
     report_split_of,
+    split_metrics,
     split_report,
 )
 from fairtune.reporting import write_fairness_report
@@ -126,26 +128,14 @@ def threshold_predictions(
     return pred, rules
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
-
-
-def _nested(metrics: dict[str, Any], split: str) -> dict[str, Any]:
-    """Trainer metrics as a split report: no prefix, and the flat `group_<name>_<stat>` keys left to `per_group`."""
-    metrics = {k.removeprefix(f"{split}_"): v for k, v in metrics.items()}
-    flat = {f"group_{g}_{stat}" for g, row in metrics.get("per_group", {}).items() for stat in row}
-    return {"split": split, **{k: v for k, v in metrics.items() if k not in flat}}
-
-
 def _scored(trainer: FairTrainer, dataset) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
     """Predictions of a split (the raw PredictionOutput), its class probabilities, labels and group ids."""
     out = trainer.predict(dataset)
     label_ids = out.label_ids if isinstance(out.label_ids, tuple) else (out.label_ids,)
     cols = dict(zip(trainer.label_names, label_ids))
     groups = np.asarray(cols.get(GROUP_KEY, np.full(len(label_ids[0]), -1))).astype(int)
-    return out, _softmax(np.asarray(out.predictions["logits"], dtype=np.float64)), np.asarray(cols["labels"]), groups
+    probs = torch.softmax(torch.as_tensor(np.asarray(out.predictions["logits"]), dtype=torch.float64), -1).numpy()
+    return out, probs, np.asarray(cols["labels"]), groups
 
 
 def thresholds_report(
@@ -168,7 +158,7 @@ def thresholds_report(
         metrics = trainer.compute_metrics(EvalPrediction(predictions=decided, label_ids=out.label_ids))
     finally:
         trainer.nested_report = False
-    report = _nested(metrics, split)
+    report = split_metrics(metrics, split)
     for key in COUNTERFACTUAL_KEYS:
         report.pop(key, None)
     report.update(posthoc_fitted_on="validation (cross-fitted)" if fit is None else "validation")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import operator
 import random
 import re
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,9 @@ from fairtune.augment.swapper import (
     _shuffle,
     example_key,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from _swapper_v0 import ExampleState as SwapperV0ExampleState  # noqa: E402
 
 _ALL = ("gender", "names", "names_race", "religion", "nationality")
 _WORD = re.compile(r"\w+")
@@ -133,20 +137,8 @@ def test_lazy_state_gives_the_eager_states_output(swappers, texts: list[str]) ->
 
 
 def _reference_permutation(seed: int, axis: str, key: str, groups: list[str], present: set[str]) -> dict[str, str]:
-    """`ExampleState.permutation` as it was written first (`random.shuffle`, full lists)."""
-    rng = random.Random(f"{seed}|{axis}|{key}")
-    order = list(groups)
-    target = order[:]
-    while True:
-        rng.shuffle(target)
-        if not any(map(operator.eq, order, target)):
-            break
-    perm = dict(zip(order, target))
-    mentioned = [g for g in order if g in present]
-    free = [g for g in target if g not in present]
-    if mentioned and len(free) >= len(mentioned):
-        perm.update(zip(mentioned, free))
-    return perm
+    """`ExampleState.permutation` of the frozen previous engine (`bench/_swapper_v0.py`: `random.shuffle`, lists)."""
+    return SwapperV0ExampleState(key=key, seed=seed).permutation(axis, list(groups), present)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 10, 68])
