@@ -74,7 +74,8 @@ METHODS: dict[str, tuple[dict[str, list[str]], list[str], str]] = {
     "adversary": ({"adversary_weight": ["1", "0.3"]}, ADVERSARY, "train"),
     "dixon": ({}, [], "train_dixon"),
 }
-LEACE_AFTER = ("resample", "reweight", "cda_two_sided")  # in-training methods also measured with LEACE folded in afterwards
+# In-training methods also measured with LEACE folded in afterwards.
+LEACE_AFTER = ("resample", "reweight", "cda_two_sided")
 POSTHOC = ("plain+thresholds", "plain+thresholds (randomized)", "plain+LEACE")
 HEADLINE = ("accuracy", "macro_f1", "equalized_odds_difference", "tpr_gap_rms", "subgroup_auc_min", "bpsn_auc_min",
             "bnsp_auc_min", "leakage_probe_accuracy", "transfer_probe_accuracy")  # fmt: skip
@@ -356,7 +357,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 # ---- the benchmark -------------------------------------------------------------------------------------------------
 def _load_rows(files: dict[str, str]) -> dict[str, list[dict]]:
-    return {k: [json.loads(line) for line in open(files[k], encoding="utf-8")] for k in ("train", "validation", "test")}
+    return {
+        k: [json.loads(line) for line in open(files[k], encoding="utf-8")] for k in ("train", "validation", "test")
+    }
 
 
 def collect(summaries: dict[str, dict], data: dict, info: dict, args, seeds: list[int], final: bool = False) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import sys
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fairtune.augment import swapper as swapper_module
 from fairtune.augment.lexicon import resolve_lexicons
 from fairtune.augment.swapper import (
     _ONE_WORD,
@@ -98,9 +100,9 @@ def _reference_spans(automaton, table, low: str) -> list[tuple[int, int]]:
 def _check_pass(sw: Swapper, rx: Swapper, automata, text: str) -> None:
     """The one automaton pass gives the previous spans and the vocabulary words `ExampleState.words()` uses."""
     low = text.lower()
-    assert sw._match(text, low, False)[0] == rx._spans(text, low, False)
+    assert sw._match(text, False)[0] == rx._spans(text, False)
     for free, automaton in zip((False, True), automata):
-        spans, found = sw._match(text, low, free)
+        spans, found = sw._match(text, free)
         if found is None:
             assert len(low) != len(text)
             continue
@@ -141,8 +143,19 @@ def _reference_permutation(seed: int, axis: str, key: str, groups: list[str], pr
     return SwapperV0ExampleState(key=key, seed=seed).permutation(axis, list(groups), present)
 
 
+@pytest.fixture(params=["c", "python"])
+def derangement_path(request, monkeypatch):
+    """Run a test with the C derangement (skipped where it was not built) and with the pure-Python loop."""
+    if request.param == "c":
+        pytest.importorskip("fairtune.augment._derange")
+        assert swapper_module._c_derangement is not None
+    else:
+        monkeypatch.setattr(swapper_module, "_c_derangement", None)
+    return request.param
+
+
 @pytest.mark.parametrize("n", [2, 3, 4, 10, 68])
-def test_permutation_equals_the_reference(n: int) -> None:
+def test_permutation_equals_the_reference(n: int, derangement_path: str) -> None:
     groups = [f"g{i}" for i in range(n)]
     rng = random.Random(n)
     for i in range(400):
@@ -152,6 +165,35 @@ def test_permutation_equals_the_reference(n: int) -> None:
         assert state.permutation("ax", tuple(groups), present) == _reference_permutation(
             i % 3, "ax", key, groups, present
         )
+
+
+def test_c_derangement_is_the_random_module_loop() -> None:
+    """The C module seeds and draws exactly as `random.Random(str)` + `shuffle` until no fixed point."""
+    derange = pytest.importorskip("fairtune.augment._derange").derangement
+    rng = random.Random(0)
+    for n in (2, 3, 5, 17, 68, 300):
+        for _ in range(200):
+            seed = f"{rng.randint(0, 9)}|{rng.choice(['religion', 'nationality', 'names_race'])}|{rng.getrandbits(32):08x}"
+            ref, order = random.Random(seed), list(range(n))
+            target = order[:]
+            while True:
+                ref.shuffle(target)
+                if all(a != b for a, b in zip(order, target)):
+                    break
+            raw = seed.encode()
+            assert derange((raw + hashlib.sha512(raw).digest())[::-1], n) == target
+    with pytest.raises(ValueError, match="n must be"):
+        derange(b"\x01", 1)
+
+
+def test_corpus_output_is_the_same_without_the_c_module(monkeypatch) -> None:
+    """Every text of a mixed sample gives the same output with the C derangement and the pure-Python loop."""
+    pytest.importorskip("fairtune.augment._derange")
+    sw = Swapper(resolve_lexicons(_ALL), seed=5)
+    texts = _TEXTS + [t.replace("Muslim", "Kenyan").replace("Chinese", "Swedish") for t in _TEXTS]
+    with_c = [sw.swap_fields([t, t.upper()]) for t in texts]
+    monkeypatch.setattr(swapper_module, "_c_derangement", None)
+    assert [sw.swap_fields([t, t.upper()]) for t in texts] == with_c
 
 
 def test_permutation_key_is_the_example_key() -> None:

@@ -30,11 +30,13 @@ import operator
 import pickle
 import random
 import re
+import threading
 import unicodedata
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from hashlib import sha512 as _sha512
 
 from fairtune.augment.lexicon import NAME_AXES, SURNAME_SLOT, GroupLexicon, Lexicon, PairLexicon
 
@@ -105,6 +107,8 @@ _TRANSPARENT = frozenset("]})\"'“”‘’»«*_")
 _TOKEN = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.]*|[^\w\s]")
 _PREV_WORD = re.compile(r"([^\W\d_][\w'’-]*)[\s\[\(\{\"'“‘«*_]*\Z")
 _FOLLOWING_WORD = re.compile(r"[ \t]+([^\W\d_][\w'’-]*)")
+# The next token when it is a word: `_TOKEN.finditer` skips whitespace and "_" (no alternative starts there).
+_NEXT_WORD = re.compile(r"[\s_]*([^\W\d_][\w'’-]*)")
 _WORD = re.compile(r"\w+")
 _ONE_WORD = re.compile(r"\w+")
 
@@ -167,6 +171,11 @@ def resolve_her(text: str, start: int, end: int) -> str:
 
 def resolve_his(text: str, start: int, end: int) -> str:
     """Whether "his" at text[start:end] is a determiner ("possessive" -> her) or stands alone ("independent" -> hers)."""
+    m = _NEXT_WORD.match(text, end)
+    if m is not None:  # the next token is a word (what `_tokens_after` would find first): decide without the rest
+        nxt = m.group(1).lower()
+        if nxt != "and" and nxt != "or":
+            return "independent" if nxt in _INDEPENDENT_NEXT else "possessive"
     toks = _tokens_after(text, end, 2)
     nxt = toks[0] if toks else None
     if _is_punct(nxt):
@@ -212,6 +221,66 @@ class SwapResult:
         return bool(self.edits)
 
 
+class GroupPermutation(Mapping):
+    """Target group of every group of one axis in one example: a derangement plus the mentioned groups' targets.
+
+    Read lazily: an example looks up one or two of nationality's 68 groups, fewer than building a dict of all.
+    """
+
+    __slots__ = ("_order", "_index", "_target", "_over")
+
+    def __init__(self, order: Sequence[str], index: Mapping[str, int], target: list[str], over: dict[str, str]):
+        self._order, self._index, self._target, self._over = order, index, target, over
+
+    def __getitem__(self, group: str) -> str:
+        hit = self._over.get(group)
+        return hit if hit is not None else self._target[self._index[group]]
+
+    def __iter__(self):
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __repr__(self) -> str:
+        return f"GroupPermutation({dict(self)!r})"
+
+
+_LOCAL = threading.local()
+
+try:  # the optional C accelerator (setup.py); without it, the Python loop below gives the same derangements
+    from fairtune.augment._derange import derangement as _c_derangement
+except ImportError:  # pragma: no cover - exercised by forcing it in the tests
+    _c_derangement = None
+
+
+def _seeded_rng(seed: str) -> random.Random:
+    """This thread's `random.Random`, seeded with `seed` (the state `random.Random(seed)` has; no new object)."""
+    rng = getattr(_LOCAL, "rng", None)
+    if rng is None:
+        rng = _LOCAL.rng = random.Random()
+    rng.seed(seed)
+    return rng
+
+
+# The groups of each group lexicon with their positions, by the identity of the groups tuple (`group_order`).
+_ORDER_INDEX: dict[int, tuple[Sequence[str], dict[str, int]]] = {}
+
+
+def _order_index(groups: Sequence[str]) -> tuple[Sequence[str], dict[str, int]]:
+    """`groups` (a tuple) and {group: position}, built once per groups tuple."""
+    hit = _ORDER_INDEX.get(id(groups))
+    if hit is not None and hit[0] is groups:
+        return hit
+    order = tuple(groups)
+    got = (order, {g: i for i, g in enumerate(order)})
+    if isinstance(groups, tuple):
+        if len(_ORDER_INDEX) >= 256:
+            _ORDER_INDEX.clear()
+        _ORDER_INDEX[id(groups)] = got
+    return got
+
+
 @dataclass
 class ExampleState:
     """Choices shared by every field of one example: group permutations and name replacements.
@@ -222,7 +291,7 @@ class ExampleState:
     key: str
     seed: int
     texts: tuple[str, ...] = ()
-    perms: dict[str, dict[str, str]] = field(default_factory=dict)
+    perms: dict[str, GroupPermutation] = field(default_factory=dict)
     chosen: dict[tuple[str, str], str] = field(default_factory=dict)  # (axis, lower source) -> replacement
     taken: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)  # (axis, group, slot) -> used targets
     surnames: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower surname -> (axis, replacement)
@@ -255,7 +324,7 @@ class ExampleState:
             self._words = frozenset(words)
         return self._words
 
-    def permutation(self, axis: str, groups: Sequence[str], present: set[str]) -> dict[str, str]:
+    def permutation(self, axis: str, groups: Sequence[str], present: set[str]) -> GroupPermutation:
         """Target group of every group, fixed for this example, axis and seed.
 
         Groups mentioned in the example (`present`) go to distinct groups that are not mentioned when there are
@@ -265,30 +334,37 @@ class ExampleState:
         if perm is None:
             if not self.key:  # computed on first use: most examples never need a group permutation
                 self.key = example_key(self.texts)
-            rng = random.Random(f"{self.seed}|{axis}|{self.key}")
-            order = list(groups)
-            target = order[:]
-            while True:
-                _shuffle(rng, target)
-                if not any(map(operator.eq, order, target)):  # a derangement: no group maps to itself
-                    break
-            perm = dict(zip(order, target))
+            seed = f"{self.seed}|{axis}|{self.key}"
+            order, index = _order_index(groups)
+            if _c_derangement is not None and len(order) > 1:
+                # The same draws in C: the key words `random.Random(seed)` seeds the Mersenne Twister with.
+                raw = seed.encode()
+                target = list(map(order.__getitem__, _c_derangement((raw + _sha512(raw).digest())[::-1], len(order))))
+            else:
+                rng = _seeded_rng(seed)
+                target = list(order)
+                while True:
+                    _shuffle(rng, target)
+                    # A derangement: no group maps to itself (the groups are distinct objects: `is` is `==` here).
+                    if not any(map(operator.is_, order, target)):
+                        break
+            over: dict[str, str] = {}
             if present:
                 # The mentioned groups in `order`'s order go to the first groups of `target` not mentioned, when
                 # there are as many (`target` is a permutation of `order`, so n - m of its groups are free).
-                mentioned = [g for g in present if g in perm]
+                mentioned = [g for g in present if g in index]
                 m = len(mentioned)
                 if m and len(order) - m >= m:
                     if m > 1:
-                        mentioned.sort(key=order.index)
+                        mentioned.sort(key=index.__getitem__)
                     free = []
                     for g in target:
                         if g not in present:
                             free.append(g)
                             if len(free) == m:
                                 break
-                    perm.update(zip(mentioned, free))
-            self.perms[axis] = perm
+                    over = dict(zip(mentioned, free))
+            perm = self.perms[axis] = GroupPermutation(order, index, target, over)
         return perm
 
     def surname_pattern(self) -> re.Pattern | None:
@@ -370,6 +446,13 @@ _PAIR, _CONTEXT, _GROUP = 0, 1, 2
 # space, and the "?" that `encode("ascii", "replace")` writes for each non-ASCII character) becomes a space.
 _ASCII_WORD = frozenset(c for c in range(128) if re.match(r"\w", chr(c)))
 _NORM = bytes(c if c in _ASCII_WORD else 32 for c in range(256))
+# The same for ASCII text not yet lower-cased: upper-case letters become lower-case in the same lookup.
+_NORM_LOWER = bytes(ord(chr(c).lower()) if c in _ASCII_WORD else 32 for c in range(256))
+
+
+def _word_char(ch: str) -> bool:
+    """A non-ASCII letter or digit (`\\w` beyond ASCII): `_NORM` made it a space, but it joins a word."""
+    return ch > "\x7f" and ch.isalnum()
 
 
 def _normalize(low: str) -> str:
@@ -387,26 +470,43 @@ def _is_name_homograph(entry: tuple) -> bool:
 
 
 try:  # pragma: no cover - exercised through Swapper
-    import ahocorasick as _ahocorasick
+    import ahocorasick_rs as _acrs
 except ImportError:  # pragma: no cover - the regex fallback is tested by forcing it
-    _ahocorasick = None
+    _acrs = None
 
 
-# Flags in the automata's values: the key is a term of the lookup table / a vocabulary word / the key is one
-# pure ASCII word (then, in ASCII text, the matched text is that word: no lookup needed to confirm it).
-_TERM, _VOCAB, _PURE = 1, 2, 4
+# Flags of an automaton key: it is a term of the lookup table / a vocabulary word.
+_TERM, _VOCAB = 1, 2
 
 
-def _automaton_of(keys: Mapping[str, int]):
-    """A pyahocorasick automaton over `keys` (normalised forms) with values (word length, flags, word)."""
-    automaton = _ahocorasick.Automaton()
-    for key, flags in keys.items():
-        core = key[1:-1]
-        if " " not in core:
-            flags |= _PURE
-        automaton.add_word(key, (len(core), flags, core))
-    automaton.make_automaton()
-    return automaton
+class _Automaton:
+    """An Aho-Corasick automaton (ahocorasick_rs, a DFA over bytes) of normalised keys, with what each key means.
+
+    Pattern ids below `n_pure` are one-word keys (" word "), whose matched text is the word itself: `entry[id]` is
+    its lookup-table entry (None: not a term) and `vocab[id]` the word (None: not a vocabulary word). The other keys
+    (several words, or a word with punctuation: " mr  ", " o brien ") keep their `flags` and are confirmed by text.
+    """
+
+    __slots__ = ("_ac", "n_pure", "entry", "vocab", "flags")
+
+    def __init__(self, keys: Mapping[str, int], table: Mapping[str, tuple]) -> None:
+        items = sorted(keys.items(), key=lambda kv: " " in kv[0][1:-1])  # one-word keys first (stable order)
+        self.n_pure = sum(1 for key, _ in items if " " not in key[1:-1])
+        self.flags = [flags for _, flags in items]
+        self.entry: list[tuple | None] = []
+        self.vocab: list[str | None] = []
+        for i, (key, flags) in enumerate(items):
+            word = key[1:-1]
+            pure = i < self.n_pure
+            self.entry.append(table[word] if pure and flags & _TERM else None)
+            self.vocab.append(word if pure and flags & _VOCAB else None)
+        self._ac = _acrs.BytesAhoCorasick(
+            [key.encode("ascii") for key, _ in items], implementation=_acrs.Implementation.DFA
+        )
+
+    def find(self, norm: bytes) -> list[tuple[int, int, int]]:
+        """(pattern id, start, end) of every occurrence of every key in `norm`, overlapping, by end position."""
+        return self._ac.find_matches_as_indexes(norm, overlapping=True)
 
 
 class _Compiled:
@@ -442,7 +542,7 @@ class _Compiled:
         self.vocab_finder: Callable[[str], set[str]] | None = None
         # Per group lexicon (by index): its groups in order, built once instead of per permutation.
         self.group_order = {li: tuple(lex.groups) for li, lex in enumerate(lexicons) if isinstance(lex, GroupLexicon)}
-        if use_automaton and _ahocorasick is not None and table:
+        if use_automaton and _acrs is not None and table:
             self._build_automata(table)
 
     def _build_automata(self, table: dict[str, tuple]) -> None:
@@ -469,11 +569,11 @@ class _Compiled:
             key = _normalize(w)
             for keys in (full, free):
                 keys[key] = keys.get(key, 0) | _VOCAB
-        self.automaton = _automaton_of(full)
-        self.automaton_free = _automaton_of(free) if free else None
+        self.automaton = _Automaton(full, table)
+        self.automaton_free = _Automaton(free, table) if free else None
         if vocab:
             self.vocab_words = frozenset(vocab)
-            self._vocab_automaton = _automaton_of({_normalize(w): _VOCAB for w in vocab})
+            self._vocab_automaton = _Automaton({_normalize(w): _VOCAB for w in vocab}, table)
             self.vocab_finder = self._find_vocab
 
     def _find_vocab(self, text: str) -> set[str]:
@@ -481,8 +581,8 @@ class _Compiled:
         if len(low) != len(text):  # lower-casing moved characters: tokenise as ExampleState.words() does
             return {w.lower() for w in _WORD.findall(text)} & self.vocab_words
         words, exact, found = self.vocab_words, low.isascii(), set()
-        for j, (n, _flags, _core) in self._vocab_automaton.iter(_normalize(low)):
-            s, e = j - n - 1, j - 1
+        for _pi, s, e in self._vocab_automaton.find(_normalize(low).encode("ascii")):
+            e -= 2
             w = low[s:e]
             if w not in words:
                 continue
@@ -680,61 +780,95 @@ class Swapper:
         return out
 
     # -- internals --------------------------------------------------------------------------------------------
-    def _spans(self, text: str, low: str, free: bool = True) -> list[tuple[int, int]]:
+    def _spans(self, text: str, free: bool = True) -> list[tuple[int, int]]:
         """(start, end) of every term match, leftmost then longest, non-overlapping: one pass over the text.
 
         `free`: free text (no person spans), where one-word name homographs are never candidates.
         """
-        return self._match(text, low, free)[0]
+        return self._match(text, free)[0]
 
-    def _match(self, text: str, low: str, free: bool = True) -> tuple[list[tuple[int, int]], list[str] | None]:
+    def _match(self, text: str, free: bool = True) -> tuple[list[tuple[int, int]], list[str] | None]:
         """`_spans`, plus the vocabulary words of `text` (what `ExampleState.vocab` finds) from the same pass.
 
         The words are None where they were not looked for (regex matcher, lower-casing that moves characters).
         """
-        if len(low) != len(text):
-            return [m.span() for m in self._c.pattern_i().finditer(text)], None
+        hits, found = self._hits(text, free)
+        return [(s, e) for s, e, _entry in hits], None if found is None else found()
+
+    def _hits(
+        self, text: str, free: bool = True
+    ) -> tuple[list[tuple[int, int, tuple | None]], Callable[[], list[str]] | None]:
+        """`_match` with each span's lookup-table entry where the pass already knows it (else None: look it up).
+
+        The vocabulary words come as a function, called only when the example's state is needed.
+        """
         automaton = self._automaton
-        if automaton is None:
-            return [m.span() for m in self._c.pattern().finditer(low)], None
+        if text.isascii():  # lower-case and normalise in one table lookup per byte
+            low = None
+            if automaton is None:
+                return [(*m.span(), None) for m in self._c.pattern().finditer(text.lower())], None
+            norm = (" " + text + " ").encode("ascii").translate(_NORM_LOWER)
+        else:
+            low = text.lower()
+            if len(low) != len(text):
+                return [(*m.span(), None) for m in self._c.pattern_i().finditer(text)], None
+            if automaton is None:
+                return [(*m.span(), None) for m in self._c.pattern().finditer(low)], None
+            padded = " " + low + " "
+            raw = padded.encode("ascii", "replace")  # one "?" per non-ASCII character: offsets unchanged
+            norm = raw.translate(_NORM)
         if free:
             automaton = self._c.automaton_free
             if automaton is None:  # no free terms and no vocabulary words
                 return [], None
-        table, vocab = self._table, self._c.vocab_words
-        cands: list[tuple[int, int]] = []
+        # (pattern id, start, end) in the padded text: the key " word " starts at the space before the word, so the
+        # word is text[start : end - 2]. Overlapping matches come by end position.
+        ms = automaton.find(norm)
+        if ms and low is not None:
+            # A non-ASCII letter or digit ("é") became a space in `norm` but is no word boundary: drop the matches
+            # that start or end at one (only a "?" in `raw` can be one).
+            near = [m for m in ms if raw[m[1]] == 63 or raw[m[2] - 1] == 63]
+            if near:
+                drop = {m for m in near if _word_char(padded[m[1]]) or _word_char(padded[m[2] - 1])}
+                if drop:
+                    ms = [m for m in ms if m not in drop]
+        if not ms:
+            return [], list
+        if max(ms)[0] < automaton.n_pure:
+            # Only one-word keys (the common case): the matched word is the key's word (a non-ASCII character
+            # never maps to a word character), no two overlap, and they come sorted; the entries and the words
+            # straight from the pattern ids.
+            entry, vocab = automaton.entry, automaton.vocab
+            return [(s, e - 2, entry[pi]) for pi, s, e in ms if entry[pi] is not None], (
+                lambda: [vocab[pi] for pi, _s, _e in ms if vocab[pi] is not None]
+            )
+        if low is None:
+            low = text.lower()
+        table, vocab_words = self._table, self._c.vocab_words
+        cands: list[tuple[int, int, tuple | None]] = []
         found: list[str] = []
-        ordered = True  # only one-word (_PURE) keys matched: no two overlap, and they come sorted
-        padded = " " + low + " "
-        norm = padded.encode("ascii", "replace").translate(_NORM).decode("ascii")
-        exact = low.isascii()
-        for j, (n, flags, core) in automaton.iter(norm):
-            s = j - n - 1
-            if not exact:  # a space in `norm` may be a non-ASCII word character ("é"): not a word boundary then
-                before, after = padded[s], padded[j]
-                if (before > "\x7f" and before.isalnum()) or (after > "\x7f" and after.isalnum()):
-                    continue
-            if flags & 4:  # _PURE: the matched text is `core` (non-ASCII characters never map to word characters)
-                if flags & 1:
-                    cands.append((s, 1 - j))
-                if flags & 2:
-                    found.append(core)
+        for pi, s, e in ms:
+            if pi < automaton.n_pure:
+                if automaton.entry[pi] is not None:
+                    cands.append((s, e - 2, automaton.entry[pi]))
+                if automaton.vocab[pi] is not None:
+                    found.append(automaton.vocab[pi])
                 continue
-            ordered = False
-            w = low[s : j - 1]
-            if flags & 1 and w in table:  # not another term with the same normalised form ("mr." / "mr,")
-                cands.append((s, 1 - j))
-            if flags & 2 and w in vocab:
+            w = low[s : e - 2]
+            flags = automaton.flags[pi]
+            if flags & _TERM and w in table:  # not another term with the same normalised form ("mr." / "mr,")
+                cands.append((s, e - 2, None))
+            if flags & _VOCAB and w in vocab_words:
                 found.append(w)
-        if ordered or len(cands) < 2:
-            return [(s, -ne) for s, ne in cands], found
-        cands.sort()
-        out, pos = [], 0
-        for s, ne in cands:
-            if s >= pos:
-                out.append((s, -ne))
-                pos = -ne
-        return out, found
+        if len(cands) > 1:  # a key of several words may overlap others: leftmost, then longest
+            cands.sort(key=lambda c: (c[0], -c[1]))
+            out, pos = [], 0
+            for c in cands:
+                if c[0] >= pos:
+                    out.append(c)
+                    pos = c[1]
+            cands = out
+        return cands, (lambda: found)
 
     def _lookup(self, src: str) -> tuple | None:
         entry = self._table.get(src.lower())
@@ -752,15 +886,18 @@ class Swapper:
         out: list[tuple[int, int, str, str]] = []
         covered = 0
         starts = [s for s, _ in name_spans] if name_spans is not None else None
-        low = text.lower()
-        spans, found = self._match(text, low, name_spans is None)
-        for s, e in spans:
+        hits, found = self._hits(text, name_spans is None)
+        low = None
+        for s, e, entry in hits:
             if s < covered:
                 continue
             src = text[s:e]
-            entry = table.get(low[s:e]) or self._lookup(src)
             if entry is None:
-                continue
+                if low is None:
+                    low = text.lower()
+                entry = table.get(low[s:e]) or self._lookup(src)
+                if entry is None:
+                    continue
             code = entry[0]
             if code == _PAIR:
                 _, axis, target, cap, homograph, is_name = entry
@@ -784,7 +921,7 @@ class Swapper:
                     state = self.new_state([text])
                 if found is not None:
                     if state._words is None and state.vocab == self._c.vocab_finder and state.texts == (text,):
-                        state._words = frozenset(found)  # what state.words() would find, from the pass above
+                        state._words = frozenset(found())  # what state.words() would find, from the pass above
                     found = None
                 lex = self.lexicons[li]
                 assert isinstance(lex, GroupLexicon)
@@ -898,7 +1035,11 @@ _ARTICLE = re.compile(r"(?<!\w)(an?)[ \t]+\Z", re.IGNORECASE)
 
 def _article_fix(text: str, start: int, new: str, floor: int) -> tuple[int, int, str] | None:
     """Edit for "a"/"an" before a replaced word whose first sound changed ("a Muslim" -> "an Atheist")."""
-    m = _ARTICLE.search(text, max(floor, start - 4), start)
+    lo = max(floor, start - 4)
+    before = text[lo:start].rstrip(" \t")
+    if len(before) == start - lo or before[-1:] not in ("a", "n", "A", "N"):  # cannot match: skip the regex
+        return None
+    m = _ARTICLE.search(text, lo, start)
     if m is None:
         return None
     art = m.group(1)
