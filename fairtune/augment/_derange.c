@@ -88,13 +88,17 @@ static uint32_t genrand_uint32(mt_state *st) {
     return y;
 }
 
-static int bit_length(uint32_t v) {
+static int bit_length(uint32_t v) { /* v > 0 */
+#if defined(__GNUC__) || defined(__clang__)
+    return 32 - __builtin_clz(v);
+#else
     int k = 0;
     while (v) {
         k++;
         v >>= 1;
     }
     return k;
+#endif
 }
 
 PyDoc_STRVAR(derangement_doc,

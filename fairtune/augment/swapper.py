@@ -227,14 +227,15 @@ class GroupPermutation(Mapping):
     Read lazily: an example looks up one or two of nationality's 68 groups, fewer than building a dict of all.
     """
 
-    __slots__ = ("_order", "_index", "_target", "_over")
+    __slots__ = ("_order", "_index", "_positions", "_over")
 
-    def __init__(self, order: Sequence[str], index: Mapping[str, int], target: list[str], over: dict[str, str]):
-        self._order, self._index, self._target, self._over = order, index, target, over
+    def __init__(self, order: Sequence[str], index: Mapping[str, int], positions: list[int], over: dict[str, str]):
+        """Group `order[i]` goes to `order[positions[i]]` unless `over` names its target."""
+        self._order, self._index, self._positions, self._over = order, index, positions, over
 
     def __getitem__(self, group: str) -> str:
         hit = self._over.get(group)
-        return hit if hit is not None else self._target[self._index[group]]
+        return hit if hit is not None else self._order[self._positions[self._index[group]]]
 
     def __iter__(self):
         return iter(self._order)
@@ -336,35 +337,36 @@ class ExampleState:
                 self.key = example_key(self.texts)
             seed = f"{self.seed}|{axis}|{self.key}"
             order, index = _order_index(groups)
-            if _c_derangement is not None and len(order) > 1:
+            n = len(order)
+            if _c_derangement is not None and n > 1:
                 # The same draws in C: the key words `random.Random(seed)` seeds the Mersenne Twister with.
                 raw = seed.encode()
-                target = list(map(order.__getitem__, _c_derangement((raw + _sha512(raw).digest())[::-1], len(order))))
-            else:
+                positions = _c_derangement((raw + _sha512(raw).digest())[::-1], n)
+            else:  # shuffling positions draws what shuffling the groups does
                 rng = _seeded_rng(seed)
-                target = list(order)
+                positions = list(range(n))
                 while True:
-                    _shuffle(rng, target)
-                    # A derangement: no group maps to itself (the groups are distinct objects: `is` is `==` here).
-                    if not any(map(operator.is_, order, target)):
+                    _shuffle(rng, positions)
+                    if not any(map(operator.eq, range(n), positions)):  # a derangement: no group maps to itself
                         break
             over: dict[str, str] = {}
             if present:
-                # The mentioned groups in `order`'s order go to the first groups of `target` not mentioned, when
-                # there are as many (`target` is a permutation of `order`, so n - m of its groups are free).
+                # The mentioned groups in `order`'s order go to the first targets not mentioned, when there are as
+                # many (the targets are a permutation of `order`, so n - m of them are free).
                 mentioned = [g for g in present if g in index]
                 m = len(mentioned)
-                if m and len(order) - m >= m:
+                if m and n - m >= m:
                     if m > 1:
                         mentioned.sort(key=index.__getitem__)
                     free = []
-                    for g in target:
+                    for j in positions:
+                        g = order[j]
                         if g not in present:
                             free.append(g)
                             if len(free) == m:
                                 break
                     over = dict(zip(mentioned, free))
-            perm = self.perms[axis] = GroupPermutation(order, index, target, over)
+            perm = self.perms[axis] = GroupPermutation(order, index, positions, over)
         return perm
 
     def surname_pattern(self) -> re.Pattern | None:
@@ -723,10 +725,10 @@ class Swapper:
         raw = self._scan(text, self.new_state([text]) if self._stateful and not self._lazy_state else None, None)
         if not raw:
             return text
-        out, last = [], 0
+        out: list[str] = []
+        last = 0
         for s, e, new, _axis in raw:
-            out.append(text[last:s])
-            out.append(new)
+            out += (text[last:s], new)
             last = e
         out.append(text[last:])
         return "".join(out)
