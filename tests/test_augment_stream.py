@@ -57,6 +57,7 @@ def test_chunked_output_equals_whole_input(tmp_path, suffix: str, num_proc) -> N
         got = pq.read_table(out).to_pylist()
     assert got == want  # cf_source / cf_origin are indices into the whole input, not the chunk
     assert [r[CF_SOURCE] for r in got][:5] == [-1, 0, -1, -1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", out.name]  # no worker shard left behind
 
 
 def test_parquet_and_csv_inputs_are_read_in_chunks(tmp_path) -> None:
@@ -132,6 +133,33 @@ def test_bad_jsonl_line_is_named(tmp_path, capsys) -> None:
     src.write_text("")
     assert main(["augment", "--task", "text", "--input", str(src), "--output", out, "--no-progress"]) == 2
     assert "has no rows" in capsys.readouterr().err
+
+
+def test_blank_lines_keep_row_indices_and_line_numbers(tmp_path) -> None:
+    """Chunks are byte spans parsed where they are augmented: blank lines count for line numbers, not rows."""
+    src = tmp_path / "in.jsonl"
+    lines = [json.dumps(r) for r in ROWS]
+    src.write_text("\n" + "\n \r\n".join(lines[:4]) + "\n\n" + "\n".join(lines[4:]) + "\n\n")
+    for num_proc in (None, 2):
+        out = tmp_path / f"o{num_proc}.jsonl"
+        stream.augment_file(
+            _fn, stream.open_source(src, "text", chunk_rows=2), out, task="text", edits_column=CF_EDITS,
+            num_proc=num_proc,
+        )  # fmt: skip
+        assert [json.loads(line) for line in out.read_text().splitlines()] == AUG.augment_rows(ROWS, task="text")
+    src.write_text(lines[0] + "\n\n\n" + lines[1] + "\n" + '{"text": oops}\n')
+    with pytest.raises(ValueError, match=r"in.jsonl line 5 is not valid JSON"):
+        [c.parsed() for c in stream.open_source(src, "text", chunk_rows=2).chunks()]
+
+
+def test_lone_surrogate_is_named_not_a_traceback(tmp_path, capsys) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "He left"}\n{"text": "She said \\ud800 to him"}\n')
+    for extra in ([], ["--num-proc", "2", "--chunk-rows", "1"]):
+        argv = ["augment", "--task", "text", "--input", str(src), "--output", str(tmp_path / "o.jsonl")]
+        assert main([*argv, "--no-progress", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "lone UTF-16 surrogate '\\ud800'" in err and "Traceback" not in err
 
 
 def test_cli_num_proc_and_chunks_give_the_same_file(tmp_path, capsys) -> None:

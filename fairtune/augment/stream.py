@@ -5,8 +5,8 @@ batch, CSV through pyarrow's streaming reader; a `.json` document is one value a
 chunk (`BatchAugmenter.augment_rows`, with the rows' 0-based input indices, so `cf_source`/`cf_origin` are the same
 as for the whole file at once) and appends the result to the output (JSONL/JSON/CSV text, Parquet row groups) before
 reading on. With `num_proc > 1` the chunks go to a fork process pool that holds the augmenter from its start (one
-copy per worker, never pickled per chunk); JSONL lines are parsed and JSON/JSONL output is encoded in the workers,
-so the reading process only splits lines and appends text. At most `2 * num_proc` chunks are in flight and the
+copy per worker, never pickled per chunk); JSONL chunks are read (by byte span) and parsed and JSON/JSONL output
+is encoded in the workers, so the reading process only finds chunk boundaries and appends bytes. At most `2 * num_proc` chunks are in flight and the
 output keeps the input order, so peak memory depends on the chunk size, not on the corpus size.
 
 The progress callback gets (done, total, unit): bytes of a JSONL/CSV/JSON input (its size is known), rows of a
@@ -19,6 +19,9 @@ import collections
 import csv
 import json
 import multiprocessing
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,21 +34,27 @@ FORMATS = (".json", ".jsonl", ".parquet", ".csv")
 class Chunk:
     """Rows `start .. start + n` of the input, and how far into the input they end (bytes or rows).
 
-    A JSONL chunk may carry its raw `lines` ((line number, bytes) pairs) instead of parsed `rows`: `parsed()` parses
-    them, in the worker process when there is a pool, so the reading process only splits lines.
+    A JSONL chunk may carry only where its lines are (`span`: byte offset, byte length, first line number) instead
+    of parsed `rows`: `parsed()` reads and parses them, in the worker process when there is a pool, so the reading
+    process only finds the chunk boundaries and sends three numbers.
     """
 
     start: int
     rows: list[dict] | None
     progress: int
-    lines: list[tuple[int, bytes]] | None = None
+    span: tuple[int, int, int] | None = None
     path: str = ""
 
     def parsed(self) -> list[dict]:
-        """The rows (parsed from `lines` on first use); errors name the file and line."""
+        """The rows (read and parsed from `span` on first use); errors name the file and line."""
         if self.rows is None:
-            self.rows = [_parse_line(self.path, lineno, line) for lineno, line in self.lines or ()]
-            self.lines = None
+            offset, length, first = self.span or (0, 0, 1)
+            with open(self.path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(length)
+            self.rows = [
+                _parse_line(self.path, first + i, line) for i, line in enumerate(data.split(b"\n")) if line.strip()
+            ]
         return self.rows
 
 
@@ -164,20 +173,21 @@ def _parse_line(path: str, lineno: int, line: bytes) -> dict:
 
 
 def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
-    lines: list[tuple[int, bytes]] = []
-    start = done = 0
+    """Chunks of `chunk_rows` non-blank lines, as byte spans (blank lines are skipped where they are parsed)."""
+    start = done = offset = rows = 0
+    first = 1
     with open(path, "rb") as fh:
         for lineno, line in enumerate(fh, 1):
             done += len(line)
             if not line.strip():
                 continue
-            lines.append((lineno, line))
-            if len(lines) == chunk_rows:
-                yield Chunk(start, None, done, lines, str(path))
-                start += len(lines)
-                lines = []
-    if lines or start == 0:
-        yield Chunk(start, None, done, lines, str(path))
+            rows += 1
+            if rows == chunk_rows:
+                yield Chunk(start, None, done, (offset, done - offset, first), str(path))
+                start += rows
+                rows, offset, first = 0, done, lineno + 1
+    if rows or start == 0:
+        yield Chunk(start, None, done, (offset, done - offset, first), str(path))
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -303,16 +313,28 @@ class Sink:
         self._schema: Any = None
         self._first = True
         self._rows = 0
-        if self.suffix != ".parquet":
-            self._fh = open(self.path, "w", encoding="utf-8", newline="" if self.suffix == ".csv" else None)
+        if self.suffix == ".csv":
+            self._fh = open(self.path, "w", encoding="utf-8", newline="")
+        elif self.suffix != ".parquet":  # JSON text arrives encoded (UTF-8 bytes, from the worker that made it)
+            self._fh = open(self.path, "wb")
             if self.suffix == ".json":
-                self._fh.write("[")
+                self._fh.write(b"[")
 
-    def write(self, rows: list[dict] | str, n_rows: int | None = None) -> None:
-        """Append `rows` (every row must have the columns of the first one), or their `encode()`d text."""
-        if isinstance(rows, str):
+    def write(self, rows: list[dict] | bytes | Path, n_rows: int | None = None) -> None:
+        """Append `rows` (every row must have the columns of the first one), their `encode_rows()` bytes, or a file
+        holding those bytes (a worker's shard: copied by the kernel, then removed)."""
+        if isinstance(rows, Path):
+            if rows.stat().st_size:
+                if not self._first and self.suffix == ".json":
+                    self._fh.write(b", ")
+                self._first = False
+                self._append_file(rows)
+            rows.unlink()
+            self._rows += n_rows or 0
+            return
+        if isinstance(rows, bytes):
             if rows:
-                self._fh.write(rows if self._first or self.suffix != ".json" else ", " + rows)
+                self._fh.write(rows if self._first or self.suffix != ".json" else b", " + rows)
                 self._first = False
             self._rows += n_rows or 0
             return
@@ -331,6 +353,23 @@ class Sink:
             self._write_parquet(rows)
         self._first = False
         self._rows += len(rows)
+
+    def _append_file(self, path: Path) -> None:
+        self._fh.flush()
+        with open(path, "rb") as src:
+            size, sent = os.fstat(src.fileno()).st_size, 0
+            if hasattr(os, "sendfile"):  # file to file in the kernel (Linux); elsewhere through a buffer
+                try:
+                    while sent < size:
+                        n = os.sendfile(self._fh.fileno(), src.fileno(), sent, size - sent)
+                        if n == 0:
+                            break
+                        sent += n
+                except OSError:
+                    if sent:
+                        raise
+            src.seek(sent)
+            shutil.copyfileobj(src, self._fh, 1 << 20)
 
     def _write_parquet(self, rows: list[dict]) -> None:
         import pyarrow as pa
@@ -363,15 +402,28 @@ class Sink:
             self._parquet.close()
         if self._fh is not None:
             if self.suffix == ".json":
-                self._fh.write("]")
+                self._fh.write(b"]")
             self._fh.close()
 
 
-def encode_rows(rows: list[dict], suffix: str) -> str:
-    """`rows` as the text a .jsonl (one object a line) or .json (objects joined by ", ") output appends."""
-    if suffix == ".jsonl":
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    return ", ".join(json.dumps(r, ensure_ascii=False) for r in rows)
+def encode_rows(rows: list[dict], suffix: str) -> bytes:
+    """`rows` as the UTF-8 a .jsonl (one object a line) or .json (objects joined by ", ") output appends.
+
+    Encoded where the rows were augmented, so a pool's reading process only appends bytes (no decode, no encode).
+    """
+    text = (
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        if suffix == ".jsonl"
+        else ", ".join(json.dumps(r, ensure_ascii=False) for r in rows)
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as err:  # a lone surrogate, from a "\ud800"-style escape in the input
+        bad = err.object[err.start : err.end]
+        raise ValueError(
+            f"--input: a row holds the lone UTF-16 surrogate {bad!r} (a JSON escape such as \\ud800 without its pair), "
+            "which UTF-8 cannot write; fix or remove that escape in the input."
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -379,34 +431,44 @@ def encode_rows(rows: list[dict], suffix: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass
 class _Done:
-    payload: list[dict] | str  # rows, or their encoded text (JSON outputs: encoded where they were augmented)
+    # Rows, or their encoded text (JSON outputs: encoded where they were augmented), or the shard file holding it.
+    payload: list[dict] | bytes | Path
     n_in: int
     n_out: int
     n_cf: int
     progress: int
 
 
-def _process(fn: Any, chunk: Chunk, suffix: str) -> _Done:
+def _process(fn: Any, chunk: Chunk, suffix: str, shards: Path | None = None) -> _Done:
+    """Augment one chunk; with `shards` (a pool's folder), JSON text is written to a shard file, not returned, so
+    the output never passes through the pool's pipe (the reading process appends the file in the kernel)."""
     from fairtune.augment.datasets import CF_SOURCE
 
     rows = chunk.parsed()
     out = fn.augment_rows(rows, range(chunk.start, chunk.start + len(rows)))
     n_cf = sum(1 for r in out if r[CF_SOURCE] >= 0)
-    payload = encode_rows(out, suffix) if suffix in (".jsonl", ".json") else out
+    payload: list[dict] | bytes | Path = out
+    if suffix in (".jsonl", ".json"):
+        payload = encode_rows(out, suffix)
+        if shards is not None:
+            path = shards / f"{chunk.start}.part"
+            path.write_bytes(payload)
+            payload = path
     return _Done(payload, len(rows), len(out), n_cf, chunk.progress)
 
 
-_WORKER: tuple[Any, str] | None = None
+_WORKER: tuple[Any, str, Path | None] | None = None
 
 
-def _init_worker(fn: Any, suffix: str) -> None:
+def _init_worker(fn: Any, suffix: str, shards: Path | None) -> None:
     global _WORKER  # one augmenter per worker process, set once at its start (fork: inherited, not pickled)
-    _WORKER = (fn, suffix)
+    _WORKER = (fn, suffix, shards)
 
 
 def _work(chunk: Chunk) -> _Done:
     assert _WORKER is not None
-    return _process(_WORKER[0], chunk, _WORKER[1])
+    fn, suffix, shards = _WORKER
+    return _process(fn, chunk, suffix, shards)
 
 
 def augment_file(
@@ -443,13 +505,16 @@ def augment_file(
         yield first
         yield from chunks
 
+    shards: Path | None = None
     try:
         if not num_proc or num_proc <= 1:
             for chunk in all_chunks():
                 emit(_process(fn, chunk, sink.suffix))
         else:
             ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(num_proc, initializer=_init_worker, initargs=(fn, sink.suffix)) as pool:
+            if sink.suffix in (".jsonl", ".json"):
+                shards = Path(tempfile.mkdtemp(prefix=f".{sink.path.name}.shards-", dir=sink.path.parent))
+            with ctx.Pool(num_proc, initializer=_init_worker, initargs=(fn, sink.suffix, shards)) as pool:
                 pending: collections.deque = collections.deque()
                 for chunk in all_chunks():
                     pending.append(pool.apply_async(_work, (chunk,)))
@@ -459,4 +524,6 @@ def augment_file(
                     emit(pending.popleft().get())
     finally:
         sink.close()
+        if shards is not None:
+            shutil.rmtree(shards, ignore_errors=True)
     return stats
