@@ -107,6 +107,9 @@ _TRANSPARENT = frozenset("]})\"'“”‘’»«*_")
 _TOKEN = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.]*|[^\w\s]")
 _PREV_WORD = re.compile(r"([^\W\d_][\w'’-]*)[\s\[\(\{\"'“‘«*_]*\Z")
 _FOLLOWING_WORD = re.compile(r"[ \t]+([^\W\d_][\w'’-]*)")
+# The non-ASCII characters whose lower-case form is ASCII or longer (U+0130 -> "i" + U+0307, Kelvin sign -> "k"):
+# text holding one is lower-cased before matching (tests check that no other character does this).
+_LOWER_MOVES = re.compile("[\u0130\u212a]")
 # The next token when it is a word: `_TOKEN.finditer` skips whitespace and "_" (no alternative starts there).
 _NEXT_WORD = re.compile(r"[\s_]*([^\W\d_][\w'’-]*)")
 _WORD = re.compile(r"\w+")
@@ -409,8 +412,17 @@ def _apply_case(src: str, target: str) -> str:
     if src.isupper() and sum(ch.isalpha() for ch in src) > 1:
         return target.upper()
     if src[:1].isupper():
-        return target[:1].upper() + target[1:]
+        titled = _TITLED.get(target)
+        if titled is None:
+            if len(_TITLED) >= 65536:
+                _TITLED.clear()
+            titled = _TITLED[target] = target[:1].upper() + target[1:]
+        return titled
     return target
+
+
+# Title-cased replacements (the targets are lexicon words: a small, fixed set).
+_TITLED: dict[str, str] = {}
 
 
 def _trie_regex(words: Iterable[str]) -> str:
@@ -805,11 +817,19 @@ class Swapper:
         The vocabulary words come as a function, called only when the example's state is needed.
         """
         automaton = self._automaton
+        raw: bytes | None = None  # the padded text with one "?" per non-ASCII character (offsets unchanged)
         if text.isascii():  # lower-case and normalise in one table lookup per byte
             low = None
             if automaton is None:
                 return [(*m.span(), None) for m in self._c.pattern().finditer(text.lower())], None
             norm = (" " + text + " ").encode("ascii").translate(_NORM_LOWER)
+        elif automaton is not None and _LOWER_MOVES.search(text) is None:
+            # Lower-casing keeps every other non-ASCII character non-ASCII, one character, and a letter or digit
+            # exactly when it was one (tests check all of Unicode): the same one-lookup normalisation.
+            low = None
+            padded = " " + text + " "
+            raw = padded.encode("ascii", "replace")
+            norm = raw.translate(_NORM_LOWER)
         else:
             low = text.lower()
             if len(low) != len(text):
@@ -817,7 +837,7 @@ class Swapper:
             if automaton is None:
                 return [(*m.span(), None) for m in self._c.pattern().finditer(low)], None
             padded = " " + low + " "
-            raw = padded.encode("ascii", "replace")  # one "?" per non-ASCII character: offsets unchanged
+            raw = padded.encode("ascii", "replace")
             norm = raw.translate(_NORM)
         if free:
             automaton = self._c.automaton_free
@@ -826,7 +846,7 @@ class Swapper:
         # (pattern id, start, end) in the padded text: the key " word " starts at the space before the word, so the
         # word is text[start : end - 2]. Overlapping matches come by end position.
         ms = automaton.find(norm)
-        if ms and low is not None:
+        if ms and raw is not None:
             # A non-ASCII letter or digit ("é") became a space in `norm` but is no word boundary: drop the matches
             # that start or end at one (only a "?" in `raw` can be one).
             near = [m for m in ms if raw[m[1]] == 63 or raw[m[2] - 1] == 63]
@@ -1095,4 +1115,5 @@ def map_offset(edits: Sequence[Edit], pos: int, *, side: str = "start") -> int:
 
 def example_key(texts: Sequence[str]) -> str:
     """A short stable key for an example's text (seeds its group permutations)."""
-    return f"{zlib.crc32(chr(31).join(texts).encode('utf-8', 'surrogatepass')):08x}"
+    joined = texts[0] if len(texts) == 1 else chr(31).join(texts)
+    return f"{zlib.crc32(joined.encode('utf-8', 'surrogatepass')):08x}"
