@@ -501,7 +501,7 @@ class _Automaton:
     (several words, or a word with punctuation: " mr  ", " o brien ") keep their `flags` and are confirmed by text.
     """
 
-    __slots__ = ("_ac", "n_pure", "entry", "vocab", "flags")
+    __slots__ = ("ac", "n_pure", "entry", "vocab", "flags")
 
     def __init__(self, keys: Mapping[str, int], table: Mapping[str, tuple]) -> None:
         items = sorted(keys.items(), key=lambda kv: " " in kv[0][1:-1])  # one-word keys first (stable order)
@@ -514,13 +514,13 @@ class _Automaton:
             pure = i < self.n_pure
             self.entry.append(table[word] if pure and flags & _TERM else None)
             self.vocab.append(word if pure and flags & _VOCAB else None)
-        self._ac = _acrs.BytesAhoCorasick(
+        self.ac = _acrs.BytesAhoCorasick(
             [key.encode("ascii") for key, _ in items], implementation=_acrs.Implementation.DFA
         )
 
     def find(self, norm: bytes) -> list[tuple[int, int, int]]:
         """(pattern id, start, end) of every occurrence of every key in `norm`, overlapping, by end position."""
-        return self._ac.find_matches_as_indexes(norm, overlapping=True)
+        return self.ac.find_matches_as_indexes(norm, overlapping=True)
 
 
 class _Compiled:
@@ -742,7 +742,7 @@ class Swapper:
         for s, e, new, _axis in raw:
             out += (text[last:s], new)
             last = e
-        out.append(text[last:])
+        out += (text[last:],)
         return "".join(out)
 
     def swap(
@@ -845,7 +845,7 @@ class Swapper:
                 return [], None
         # (pattern id, start, end) in the padded text: the key " word " starts at the space before the word, so the
         # word is text[start : end - 2]. Overlapping matches come by end position.
-        ms = automaton.find(norm)
+        ms = automaton.ac.find_matches_as_indexes(norm, overlapping=True)  # `find`, one call less per text
         if ms and raw is not None:
             # A non-ASCII letter or digit ("é") became a space in `norm` but is no word boundary: drop the matches
             # that start or end at one (only a "?" in `raw` can be one).
@@ -910,6 +910,7 @@ class Swapper:
         starts = [s for s, _ in name_spans] if name_spans is not None else None
         hits, found = self._hits(text, name_spans is None)
         low = None
+        append, apply_case = out.append, _apply_case
         for s, e, entry in hits:
             if s < covered:
                 continue
@@ -921,13 +922,13 @@ class Swapper:
                 if entry is None:
                     continue
             code = entry[0]
-            if code == _PAIR:
+            if code == 0:  # _PAIR
                 _, axis, target, cap, homograph, is_name = entry
                 if cap and not src[:1].isupper():
                     continue
                 if is_name and not _name_ok(s, e, homograph, name_spans, starts):
                     continue
-                out.append((s, e, target if src.islower() else _apply_case(src, target), axis))
+                append((s, e, target if src.islower() else apply_case(src, target), axis))
             elif code == _CONTEXT:
                 _, axis, roles, word = entry
                 role = resolve_her(text, s, e) if word == "her" else resolve_his(text, s, e) if word == "his" else ""
