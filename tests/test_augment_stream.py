@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -223,3 +225,10 @@ def test_non_utf8_input_names_the_byte_and_the_fix(tmp_path, suffix: str, capsys
     err = capsys.readouterr().err
     line = 1 if suffix == ".json" else 3 if suffix == ".csv" else 2
     assert f"--input: {src} is not UTF-8: byte 0xe9 at line {line}" in err and "latin-1" in err and "iconv" in err
+
+
+def test_augmentation_imports_neither_torch_nor_datasets() -> None:
+    """`fairtune augment` starts in a fraction of a second with ~30 MiB: the engine and the file loop need no torch."""
+    code = "import sys, fairtune.augment, fairtune.augment.stream; print(sorted({'torch', 'datasets'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,11 +1,11 @@
 r"""The span-aware swapping engine: text -> (counterfactual text, character-offset edits).
 
 One matching pass for every axis: all lexicon terms of all enabled axes are compiled once into one Aho-Corasick
-automaton (pyahocorasick) over a boundary-normalised, lower-cased copy of the text (every character that is not a
-word character becomes a space, so a term matches only as a whole word), so Python runs only on the few words that
-may swap, never per token. The matches are the same as the regular expression `(?<!\w)(?:term|...)(?!\w)` over the
-lower-cased text gives (leftmost, then longest); that trie regex is kept as the fallback (no pyahocorasick, or a text
-whose lower-casing changes its length). The compiled matcher is cached per process by the lexicons' content, and a
+automaton (ahocorasick-rs, a DFA over bytes) over a boundary-normalised, lower-cased copy of the text (every character
+that is not a word character becomes a space, so a term matches only as a whole word), so Python runs only on the
+few words that may swap, never per token. The matches are the same as the regular expression
+`(?<!\w)(?:term|...)(?!\w)` over the lower-cased text gives (leftmost, then longest); that trie regex is kept as
+the fallback (no ahocorasick-rs, or a text whose lower-casing changes its length). The compiled matcher is cached per process by the lexicons' content, and a
 pickled `Swapper` carries only that key and its lexicons as one bytes blob, so `datasets.map(num_proc=N)` workers
 build it at most once each (with fork, never: they inherit the parent's cache).
 The same pass also reports the example's vocabulary (the one-word group-lexicon terms in it, which decide the groups
@@ -19,7 +19,8 @@ father's, he'd -> she'd) because the suffix is outside the matched word; punctua
 Names and identity terms are kept consistent within one example (every field of a QA row shares one
 `ExampleState`): the same name always gets the same replacement, a surname after a swapped first name moves with
 it and its later bare mentions follow. Multi-group axes (religion, nationality, names_race) pick a derangement of
-their groups per example from `seed` and the example's text, so the output is deterministic for a seed.
+their groups per example from `seed` and the example's text, so the output is deterministic for a seed; the optional
+C module `_derange` draws it exactly as the `random` module would, faster.
 """
 
 from __future__ import annotations
@@ -680,7 +681,7 @@ def _compiled(lexicons: tuple[Lexicon, ...], key: str, use_automaton: bool) -> _
 class Swapper:
     """Swaps the terms of the given lexicons in text, keeping case, offsets and per-example consistency.
 
-    `matcher="automaton"` (default; the regex when pyahocorasick is missing) or `"regex"` picks the matching engine;
+    `matcher="automaton"` (default; the regex when ahocorasick-rs is missing) or `"regex"` picks the matching engine;
     both give the same output.
     """
 

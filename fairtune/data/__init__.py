@@ -1,24 +1,28 @@
 """Data: loading local files or Hub datasets, label/group encoding, counterfactual pair ids, balance weights.
 
-The package also holds the bundled demo data (`fairtune/data/demo/`).
+The package also holds the bundled demo data (`fairtune/data/demo/`). Its names are imported lazily, so a light
+submodule (`fairtune.data.squad`, which counterfactual augmentation uses) does not pull in `datasets` and torch.
 """
 
-from fairtune.data.loading import (
-    Encodings,
-    add_balance_weights,
-    balance_weights,
-    encode_datasets,
-    load_raw_datasets,
-    pair_columns,
-)
-from fairtune.data.squad import flatten_squad
+from __future__ import annotations
 
-__all__ = [
-    "Encodings",
-    "add_balance_weights",
-    "balance_weights",
-    "encode_datasets",
-    "flatten_squad",
-    "load_raw_datasets",
-    "pair_columns",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Encodings": "fairtune.data.loading",
+    "add_balance_weights": "fairtune.data.loading",
+    "balance_weights": "fairtune.data.loading",
+    "encode_datasets": "fairtune.data.loading",
+    "load_raw_datasets": "fairtune.data.loading",
+    "pair_columns": "fairtune.data.loading",
+    "flatten_squad": "fairtune.data.squad",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'fairtune.data' has no attribute {name!r}")
