@@ -286,7 +286,7 @@ def _order_index(groups: Sequence[str]) -> tuple[Sequence[str], dict[str, int]]:
     return got
 
 
-@dataclass
+@dataclass(slots=True)
 class ExampleState:
     """Choices shared by every field of one example: group permutations and name replacements.
 
@@ -947,8 +947,7 @@ class Swapper:
                     if state._words is None and state.vocab == self._c.vocab_finder and state.texts == (text,):
                         state._words = frozenset(found())  # what state.words() would find, from the pass above
                     found = None
-                lex = self.lexicons[li]
-                assert isinstance(lex, GroupLexicon)
+                lex = self.lexicons[li]  # a GroupLexicon: only those make _GROUP entries
                 perm = state.perms.get(axis)
                 if perm is None:
                     index = lex.index
