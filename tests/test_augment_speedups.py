@@ -147,7 +147,7 @@ def _reference_permutation(seed: int, axis: str, key: str, groups: list[str], pr
 def derangement_path(request, monkeypatch):
     """Run a test with the C derangement (skipped where it was not built) and with the pure-Python loop."""
     if request.param == "c":
-        pytest.importorskip("fairtune.augment._derange")
+        pytest.importorskip("fairtune.augment._speedups")
         assert swapper_module._c_derangement is not None
     else:
         monkeypatch.setattr(swapper_module, "_c_derangement", None)
@@ -187,7 +187,7 @@ def test_only_the_listed_characters_move_when_lower_cased() -> None:
 
 def test_c_derangement_is_the_random_module_loop() -> None:
     """The C module seeds and draws exactly as `random.Random(str)` + `shuffle` until no fixed point."""
-    derange = pytest.importorskip("fairtune.augment._derange").derangement
+    derange = pytest.importorskip("fairtune.augment._speedups").derangement
     rng = random.Random(0)
     for n in (2, 3, 5, 17, 68, 300):
         for _ in range(200):
@@ -205,13 +205,46 @@ def test_c_derangement_is_the_random_module_loop() -> None:
 
 
 def test_corpus_output_is_the_same_without_the_c_module(monkeypatch) -> None:
-    """Every text of a mixed sample gives the same output with the C derangement and the pure-Python loop."""
-    pytest.importorskip("fairtune.augment._derange")
+    """Every text of a mixed sample gives the same output with the C accelerators and with their Python twins."""
+    pytest.importorskip("fairtune.augment._speedups")
     sw = Swapper(resolve_lexicons(_ALL), seed=5)
     texts = _TEXTS + [t.replace("Muslim", "Kenyan").replace("Chinese", "Swedish") for t in _TEXTS]
     with_c = [sw.swap_fields([t, t.upper()]) for t in texts]
+    hits_c = [sw._match(t, free) for t in texts for free in (True, False)]
     monkeypatch.setattr(swapper_module, "_c_derangement", None)
     assert [sw.swap_fields([t, t.upper()]) for t in texts] == with_c
+    monkeypatch.setattr(swapper_module, "_c_split_matches", None)
+    assert [sw.swap_fields([t, t.upper()]) for t in texts] == with_c
+    assert [sw._match(t, free) for t in texts for free in (True, False)] == hits_c
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_sentence())
+def test_split_matches_in_c_is_the_python_branch(swappers, text: str) -> None:
+    """`split_matches` gives the two comprehensions it replaces, and None when a key of several words matched."""
+    split = pytest.importorskip("fairtune.augment._speedups").split_matches
+    sw = swappers[0]
+    for automaton in (sw._c.automaton, sw._c.automaton_free):
+        norm = (" " + text.lower() + " ").encode("ascii", "replace").translate(swapper_module._NORM)
+        ms = automaton.find(norm)
+        got = split(ms, automaton.entry, automaton.vocab, automaton.n_pure)
+        if ms and max(ms)[0] >= automaton.n_pure:
+            assert got is None
+            continue
+        hits = [(s, e - 2, automaton.entry[pi]) for pi, s, e in ms if automaton.entry[pi] is not None]
+        words = [automaton.vocab[pi] for pi, _s, _e in ms if automaton.vocab[pi] is not None]
+        assert got == (hits, words)
+
+
+def test_split_matches_refuses_bad_input() -> None:
+    split = pytest.importorskip("fairtune.augment._speedups").split_matches
+    assert split([], [], [], 0) == ([], [])
+    assert split([(0, 1, 5)], [("entry",)], ["word"], 1) == ([(1, 3, ("entry",))], ["word"])
+    assert split([(0, 1, 5)], [("entry",)], ["word"], 0) is None  # not a one-word key
+    with pytest.raises(IndexError, match="out of range"):
+        split([(3, 1, 5)], [None], [None], 1)
+    with pytest.raises(TypeError, match="not a"):
+        split([(0, 1)], [None], [None], 1)
 
 
 def test_permutation_key_is_the_example_key() -> None:

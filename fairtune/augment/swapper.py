@@ -20,7 +20,7 @@ Names and identity terms are kept consistent within one example (every field of 
 `ExampleState`): the same name always gets the same replacement, a surname after a swapped first name moves with
 it and its later bare mentions follow. Multi-group axes (religion, nationality, names_race) pick a derangement of
 their groups per example from `seed` and the example's text, so the output is deterministic for a seed; the optional
-C module `_derange` draws it exactly as the `random` module would, faster.
+C module `_speedups` draws it exactly as the `random` module would, faster.
 """
 
 from __future__ import annotations
@@ -253,10 +253,11 @@ class GroupPermutation(Mapping):
 
 _LOCAL = threading.local()
 
-try:  # the optional C accelerator (setup.py); without it, the Python loop below gives the same derangements
-    from fairtune.augment._derange import derangement as _c_derangement
+try:  # the optional C accelerators (setup.py); without them, the Python code next to each gives the same result
+    from fairtune.augment._speedups import derangement as _c_derangement
+    from fairtune.augment._speedups import split_matches as _c_split_matches
 except ImportError:  # pragma: no cover - exercised by forcing it in the tests
-    _c_derangement = None
+    _c_derangement = _c_split_matches = None
 
 
 def _seeded_rng(seed: str) -> random.Random:
@@ -857,7 +858,12 @@ class Swapper:
                     ms = [m for m in ms if m not in drop]
         if not ms:
             return [], list
-        if max(ms)[0] < automaton.n_pure:
+        if _c_split_matches is not None:  # the branch below, in C
+            split = _c_split_matches(ms, automaton.entry, automaton.vocab, automaton.n_pure)
+            if split is not None:
+                hits, words = split
+                return hits, (lambda: words)
+        elif max(ms)[0] < automaton.n_pure:
             # Only one-word keys (the common case): the matched word is the key's word (a non-ASCII character
             # never maps to a word character), no two overlap, and they come sorted; the entries and the words
             # straight from the pattern ids.
