@@ -5,8 +5,7 @@ The public API is imported lazily, so `fairtune --help` does not pay for importi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from fairtune._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -35,10 +34,7 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'fairtune' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

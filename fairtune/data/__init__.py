@@ -6,8 +6,7 @@ submodule (`fairtune.data.squad`, which counterfactual augmentation uses) does n
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from fairtune._lazy import lazy_getattr
 
 _EXPORTS = {
     "Encodings": "fairtune.data.loading",
@@ -22,7 +21,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'fairtune.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -8,8 +8,7 @@ window_metrics, drift, probe, promises, alerts, report, plots, monitor, run.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from fairtune._lazy import lazy_getattr
 
 _EXPORTS = {
     "FairnessMonitor": "fairtune.monitor.monitor",
@@ -24,7 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'fairtune.monitor' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
