@@ -218,6 +218,23 @@ def test_corpus_output_is_the_same_without_the_c_module(monkeypatch) -> None:
     assert [sw._match(t, free) for t in texts for free in (True, False)] == hits_c
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_sentence())
+def test_c_accelerators_change_no_output_on_random_text(swappers, text: str) -> None:
+    """Random text (odd case, non-ASCII letters next to terms, possessives): the same swaps without the C module."""
+    pytest.importorskip("fairtune.augment._speedups")
+    sw = swappers[0]
+    got = (sw.swap(text), sw.counterfactual(text), sw.swap(text.title()), sw.swap(text.upper()))
+    saved = {k: getattr(swapper_module, k) for k in ("_c_derangement", "_c_split_matches")}
+    try:
+        for k in saved:
+            setattr(swapper_module, k, None)
+        assert (sw.swap(text), sw.counterfactual(text), sw.swap(text.title()), sw.swap(text.upper())) == got
+    finally:
+        for k, v in saved.items():
+            setattr(swapper_module, k, v)
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_sentence())
 def test_split_matches_in_c_is_the_python_branch(swappers, text: str) -> None:
