@@ -12,6 +12,8 @@ least `--words` words (default 500,000). Rows:
 - parallelism on 10x the corpus: `fairtune augment`'s chunked loop (`stream.augment_file`, JSONL in and out) and
   `Dataset.map` (`augment_dataset`), one process vs `--num-proc`;
 - streaming: `fairtune augment` (a subprocess each, JSONL, gender, two_sided) on 1x/10x/100x the corpus, peak RSS.
+- the machine's parallel ceiling: a pure-Python CPU loop in `--num-proc` fork processes vs one (the most any
+  parallel row can reach here; on a shared VM the second core is not always a whole core).
 
 Before timing, every paragraph's `swap()` output (text and edits) of the new engine, both matchers, is asserted equal
 to v0's, for gender, gender+names and all five axes. Each timed row is the best of `--repeats` passes; its peak
