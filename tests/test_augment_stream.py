@@ -232,3 +232,23 @@ def test_augmentation_imports_neither_torch_nor_datasets() -> None:
     code = "import sys, fairtune.augment, fairtune.augment.stream; print(sorted({'torch', 'datasets'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_shards_are_appended_without_sendfile(tmp_path, monkeypatch) -> None:
+    """Where `os.sendfile` fails (or is missing), the shard is copied through a buffer: the same file."""
+    src = tmp_path / "in.jsonl"
+    _jsonl(src, ROWS)
+    outs = []
+    for broken in (False, True):
+        if broken:
+
+            def no_sendfile(*args):
+                raise OSError(22, "Invalid argument")
+
+            monkeypatch.setattr(stream.os, "sendfile", no_sendfile)
+        out = tmp_path / f"o{broken}.json"
+        stream.augment_file(
+            _fn, stream.open_source(src, "text", chunk_rows=4), out, task="text", edits_column=CF_EDITS, num_proc=2
+        )
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and json.loads(outs[1]) == AUG.augment_rows(ROWS, task="text")
