@@ -167,24 +167,6 @@ def test_permutation_equals_the_reference(n: int, derangement_path: str) -> None
         )
 
 
-def test_only_the_listed_characters_move_when_lower_cased() -> None:
-    """Normalising non-ASCII text without lower-casing it first is exact because, in all of Unicode, lower-casing
-    changes the length or gives an ASCII character only for the characters `_LOWER_MOVES` lists, and never changes
-    whether a character is a letter or digit (the word-boundary test)."""
-    moves, flips = [], []
-    for code in range(0x80, 0x110000):
-        if 0xD800 <= code <= 0xDFFF:
-            continue
-        ch = chr(code)
-        low = ch.lower()
-        if len(low) != 1 or low < "\x80":
-            moves.append(ch)
-        elif ch.isalnum() != low.isalnum():
-            flips.append(ch)
-    assert flips == []
-    assert [ch for ch in moves if not swapper_module._LOWER_MOVES.fullmatch(ch)] == []
-
-
 def test_c_derangement_is_the_random_module_loop() -> None:
     """The C module seeds and draws exactly as `random.Random(str)` + `shuffle` until no fixed point."""
     derange = pytest.importorskip("fairtune.augment._speedups").derangement

@@ -31,7 +31,6 @@ import operator
 import pickle
 import random
 import re
-import threading
 import unicodedata
 import zlib
 from bisect import bisect_right
@@ -108,9 +107,6 @@ _TRANSPARENT = frozenset("]})\"'“”‘’»«*_")
 _TOKEN = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.]*|[^\w\s]")
 _PREV_WORD = re.compile(r"([^\W\d_][\w'’-]*)[\s\[\(\{\"'“‘«*_]*\Z")
 _FOLLOWING_WORD = re.compile(r"[ \t]+([^\W\d_][\w'’-]*)")
-# The non-ASCII characters whose lower-case form is ASCII or longer (U+0130 -> "i" + U+0307, Kelvin sign -> "k"):
-# text holding one is lower-cased before matching (tests check that no other character does this).
-_LOWER_MOVES = re.compile("[\u0130\u212a]")
 # The next token when it is a word: `_TOKEN.finditer` skips whitespace and "_" (no alternative starts there).
 _NEXT_WORD = re.compile(r"[\s_]*([^\W\d_][\w'’-]*)")
 _WORD = re.compile(r"\w+")
@@ -251,8 +247,6 @@ class GroupPermutation(Mapping):
         return f"GroupPermutation({dict(self)!r})"
 
 
-_LOCAL = threading.local()
-
 try:  # the optional C accelerators (setup.py); without them, the Python code next to each gives the same result
     from fairtune.augment._speedups import derangement as _c_derangement
     from fairtune.augment._speedups import split_matches as _c_split_matches
@@ -260,31 +254,10 @@ except ImportError:  # pragma: no cover - exercised by forcing it in the tests
     _c_derangement = _c_split_matches = None
 
 
-def _seeded_rng(seed: str) -> random.Random:
-    """This thread's `random.Random`, seeded with `seed` (the state `random.Random(seed)` has; no new object)."""
-    rng = getattr(_LOCAL, "rng", None)
-    if rng is None:
-        rng = _LOCAL.rng = random.Random()
-    rng.seed(seed)
-    return rng
-
-
-# The groups of each group lexicon with their positions, by the identity of the groups tuple (`group_order`).
-_ORDER_INDEX: dict[int, tuple[Sequence[str], dict[str, int]]] = {}
-
-
-def _order_index(groups: Sequence[str]) -> tuple[Sequence[str], dict[str, int]]:
-    """`groups` (a tuple) and {group: position}, built once per groups tuple."""
-    hit = _ORDER_INDEX.get(id(groups))
-    if hit is not None and hit[0] is groups:
-        return hit
-    order = tuple(groups)
-    got = (order, {g: i for i, g in enumerate(order)})
-    if isinstance(groups, tuple):
-        if len(_ORDER_INDEX) >= 256:
-            _ORDER_INDEX.clear()
-        _ORDER_INDEX[id(groups)] = got
-    return got
+@functools.lru_cache(maxsize=64)
+def _order_index(groups: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, int]]:
+    """`groups` and {group: position}, built once per lexicon's groups."""
+    return groups, {g: i for i, g in enumerate(groups)}
 
 
 @dataclass(slots=True)
@@ -341,14 +314,14 @@ class ExampleState:
             if not self.key:  # computed on first use: most examples never need a group permutation
                 self.key = example_key(self.texts)
             seed = f"{self.seed}|{axis}|{self.key}"
-            order, index = _order_index(groups)
+            order, index = _order_index(tuple(groups))
             n = len(order)
             if _c_derangement is not None and n > 1:
                 # The same draws in C: the key words `random.Random(seed)` seeds the Mersenne Twister with.
                 raw = seed.encode()
                 positions = _c_derangement((raw + _sha512(raw).digest())[::-1], n)
             else:  # shuffling positions draws what shuffling the groups does
-                rng = _seeded_rng(seed)
+                rng = random.Random(seed)
                 positions = list(range(n))
                 while True:
                     _shuffle(rng, positions)
@@ -414,17 +387,14 @@ def _apply_case(src: str, target: str) -> str:
     if src.isupper() and sum(ch.isalpha() for ch in src) > 1:
         return target.upper()
     if src[:1].isupper():
-        titled = _TITLED.get(target)
-        if titled is None:
-            if len(_TITLED) >= 65536:
-                _TITLED.clear()
-            titled = _TITLED[target] = target[:1].upper() + target[1:]
-        return titled
+        return _titled(target)
     return target
 
 
-# Title-cased replacements (the targets are lexicon words: a small, fixed set).
-_TITLED: dict[str, str] = {}
+@functools.lru_cache(maxsize=4096)
+def _titled(word: str) -> str:
+    """`word` with its first character upper-cased (the replacements are lexicon words: a small set, cached)."""
+    return word[:1].upper() + word[1:]
 
 
 def _trie_regex(words: Iterable[str]) -> str:
@@ -825,13 +795,6 @@ class Swapper:
             if automaton is None:
                 return [(*m.span(), None) for m in self._c.pattern().finditer(text.lower())], None
             norm = (" " + text + " ").encode("ascii").translate(_NORM_LOWER)
-        elif automaton is not None and _LOWER_MOVES.search(text) is None:
-            # Lower-casing keeps every other non-ASCII character non-ASCII, one character, and a letter or digit
-            # exactly when it was one (tests check all of Unicode): the same one-lookup normalisation.
-            low = None
-            padded = " " + text + " "
-            raw = padded.encode("ascii", "replace")
-            norm = raw.translate(_NORM_LOWER)
         else:
             low = text.lower()
             if len(low) != len(text):
@@ -847,7 +810,7 @@ class Swapper:
                 return [], None
         # (pattern id, start, end) in the padded text: the key " word " starts at the space before the word, so the
         # word is text[start : end - 2]. Overlapping matches come by end position.
-        ms = automaton.ac.find_matches_as_indexes(norm, overlapping=True)  # `find`, one call less per text
+        ms = automaton.find(norm)
         if ms and raw is not None:
             # A non-ASCII letter or digit ("é") became a space in `norm` but is no word boundary: drop the matches
             # that start or end at one (only a "?" in `raw` can be one).
