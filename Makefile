@@ -6,7 +6,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install demo test test-fast test-dist lint format bench clean
 
-$(VENV)/.installed: pyproject.toml setup.py fairtune/augment/_speedups.c
+$(VENV)/.installed: pyproject.toml setup.py fairtune/augment/_speedups.c fairtune/augment/_engine.py
 	test -d $(VENV) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# Install the CPU build of torch only when the environment has no torch at all (never replace the user's).

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fairtune.augment import swapper as swapper_module
 from fairtune.augment.lexicon import resolve_lexicons
 from fairtune.augment.swapper import (
     _ONE_WORD,
@@ -23,6 +22,7 @@ from fairtune.augment.swapper import (
     _shuffle,
     example_key,
 )
+from fairtune.augment.swapper import engine as swapper_module  # the module in use (compiled or Python)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from _swapper_v0 import ExampleState as SwapperV0ExampleState  # noqa: E402
