@@ -6,8 +6,10 @@ chunk (`BatchAugmenter.augment_rows`, with the rows' 0-based input indices, so `
 as for the whole file at once) and appends the result to the output (JSONL/JSON/CSV text, Parquet row groups) before
 reading on. With `num_proc > 1` the chunks go to a fork process pool that holds the augmenter from its start (one
 copy per worker, never pickled per chunk); JSONL chunks are read (by byte span) and parsed and JSON/JSONL output
-is encoded in the workers, so the reading process only finds chunk boundaries and appends bytes. At most `2 * num_proc` chunks are in flight and the
-output keeps the input order, so peak memory depends on the chunk size, not on the corpus size.
+is encoded in the workers, so the reading process only finds chunk boundaries and appends bytes. At most
+`4 * num_proc` chunks are in flight (results are taken in input order, so a window of two per worker left a worker
+idle whenever the oldest chunk was the slow one) and the output keeps the input order, so peak memory depends on the
+chunk size, not on the corpus size.
 
 The progress callback gets (done, total, unit): bytes of a JSONL/CSV/JSON input (its size is known), rows of a
 Parquet input (from its metadata).
@@ -458,6 +460,7 @@ def _process(fn: Any, chunk: Chunk, suffix: str, shards: Path | None = None) -> 
 
 
 _WORKER: tuple[Any, str, Path | None] | None = None
+_IN_FLIGHT = 4  # chunks in flight per worker process
 
 
 def _init_worker(fn: Any, suffix: str, shards: Path | None) -> None:
@@ -518,7 +521,7 @@ def augment_file(
                 pending: collections.deque = collections.deque()
                 for chunk in all_chunks():
                     pending.append(pool.apply_async(_work, (chunk,)))
-                    if len(pending) >= 2 * num_proc:
+                    if len(pending) >= _IN_FLIGHT * num_proc:
                         emit(pending.popleft().get())
                 while pending:
                     emit(pending.popleft().get())
