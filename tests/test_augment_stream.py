@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import pickle
 import subprocess
 import sys
@@ -252,3 +254,42 @@ def test_shards_are_appended_without_sendfile(tmp_path, monkeypatch) -> None:
         )
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and json.loads(outs[1]) == AUG.augment_rows(ROWS, task="text")
+
+
+class _Failing:
+    """An augmenter that fails on the third chunk: raising, raising what does not pickle, or killing its process."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    def augment_rows(self, rows, indices):
+        if indices.start >= 4:
+            if self.how == "exit":
+                os._exit(9)
+            if self.how == "unpicklable":
+                exc = LookupError("no such thing")
+                exc.hook = lambda: None  # a lambda attribute: the exception cannot be pickled
+                raise exc
+            raise ValueError("in.jsonl line 5: a bad row. Fix: mend it.")
+        return [dict(r, **{CF_SOURCE: -1}) for r in rows]
+
+
+@pytest.mark.parametrize(
+    "how, error, match",
+    [
+        ("raise", ValueError, r"line 5: a bad row"),
+        ("unpicklable", RuntimeError, r"LookupError: no such thing"),
+        ("exit", RuntimeError, r"worker process exited with code 9 .*Fix: lower --num-proc"),
+    ],
+)
+def test_a_failing_worker_stops_the_run_with_its_error(tmp_path, how: str, error, match: str) -> None:
+    """A worker's error (or its death) is raised in the reading process; no worker and no shard is left behind."""
+    src = tmp_path / "in.jsonl"
+    _jsonl(src, ROWS)
+    with pytest.raises(error, match=match):
+        stream.augment_file(
+            lambda cols: _Failing(how), stream.open_source(src, "text", chunk_rows=2), tmp_path / "o.jsonl",
+            task="text", edits_column=CF_EDITS, num_proc=2,
+        )  # fmt: skip
+    assert multiprocessing.active_children() == []
+    assert not any(".shards-" in p.name for p in tmp_path.iterdir())
