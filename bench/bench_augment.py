@@ -8,15 +8,18 @@ least `--words` words (default 500,000). Rows:
   kept (the "regex-dictionary baseline" every ratio is taken against);
 - `v0`: the previous implementation (`bench/_swapper_v0.py`, a frozen copy: one trie regex over the lower-cased text);
 - fairtune `counterfactual(text)` with the Aho-Corasick matcher (default) and with the regex alternation
-  (`matcher="regex"`), gender only and all five axes; `swap(text)` (the same plus `Edit` objects);
+  (`matcher="regex"`), gender only and all five axes; `swap(text)` (the same plus `Edit` objects); the engine in use
+  is the one `fairtune.augment.swapper` picks (the Cython-compiled `_engine_c` where it was built; the header line
+  names it), and all five axes is also timed on the Python file itself (`_engine.py`, what an install without a C
+  compiler runs);
 - parallelism on 10x the corpus: `fairtune augment`'s chunked loop (`stream.augment_file`, JSONL in and out) and
   `Dataset.map` (`augment_dataset`), one process vs `--num-proc`;
 - streaming: `fairtune augment` (a subprocess each, JSONL, gender, two_sided) on 1x/10x/100x the corpus, peak RSS.
 - the machine's parallel ceiling: a pure-Python CPU loop in `--num-proc` fork processes vs one (the most any
   parallel row can reach here; on a shared VM the second core is not always a whole core).
 
-Before timing, every paragraph's `swap()` output (text and edits) of the new engine, both matchers, is asserted equal
-to v0's, for gender, gender+names and all five axes. Each timed row is the best of `--repeats` passes; its peak
+Before timing, every paragraph's `swap()` output (text and edits) of the new engine (both matchers, both engines) is
+asserted equal to v0's, for gender, gender+names and all five axes. Each timed row is the best of `--repeats` passes; its peak
 memory is the tracemalloc peak of one more pass (Python allocations). Rows are timed round-robin (each round times
 every row once), so a change of load during the run shifts all rows alike. The load average is printed: other
 processes on the machine change the parallel rows most.
@@ -39,6 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fairtune.augment import CounterfactualAugmenter, builtin_lexicon
+from fairtune.augment import _engine as python_engine
+from fairtune.augment import swapper as swapper_face
 from fairtune.augment.lexicon import resolve_lexicons
 from fairtune.augment.swapper import Swapper
 
@@ -126,9 +131,10 @@ def check_equal_to_v0(texts: list[str]) -> int:
     for axes in (("gender",), ("gender", "names"), ALL_AXES):
         lex = resolve_lexicons(axes)
         old, new, rx = SwapperV0(lex, seed=0), Swapper(lex, seed=0), Swapper(lex, seed=0, matcher="regex")
+        py = python_engine.Swapper(lex, seed=0)  # the same as `new` where the compiled engine is not in use
         for t in dict.fromkeys(texts):
-            a, b, c = _as_tuple(old.swap(t)), _as_tuple(new.swap(t)), _as_tuple(rx.swap(t))
-            if not a == b == c:
+            a, b, c, d = (_as_tuple(sw.swap(t)) for sw in (old, new, rx, py))
+            if not a == b == c == d:
                 raise AssertionError(f"axes {axes}: output differs from v0 on paragraph {t[:60]!r}")
             if old.counterfactual(t) != new.counterfactual(t):
                 raise AssertionError(f"axes {axes}: counterfactual() differs from v0 on {t[:60]!r}")
@@ -241,6 +247,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         "fairtune counterfactual(), all 5 axes": Swapper(all_lex),
         "  same, regex alternation matcher ": Swapper(all_lex, matcher="regex"),
     }
+    if swapper_face.engine is not python_engine:  # what an install without a C compiler (or Cython) runs
+        engines["  same, Python engine (not compiled)"] = python_engine.Swapper(all_lex)
     rows: dict[str, Callable[[], object]] = {
         name: (lambda f=f: [f(t) for t in texts]) for name, f in baselines().items()
     }
@@ -323,7 +331,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     print(
         f"\n{len(texts)} paragraphs, {n_words:,} words; best of {args.repeats} runs; output equal to v0 on every "
         f"paragraph ({compared:,} edits compared); load average {load0[0]:.2f} before, {load1[0]:.2f} after, "
-        f"{os.cpu_count()} CPUs\n"
+        f"{os.cpu_count()} CPUs; swapping engine: {swapper_face.engine.__name__} ({swapper_face.engine_reason})\n"
     )
     print(f"| {'method':<52} | {'words/s':>12} | {'vs regex baseline':>17} | {'peak MiB':>9} |")
     print(f"|{'-' * 54}|{'-' * 14}|{'-' * 19}|{'-' * 11}|")
