@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -263,3 +265,14 @@ def test_inline_shuffle_matches_random_shuffle_on_group_sizes() -> None:
             r1.shuffle(a)
             _shuffle(r2, b)
             assert a == b
+
+
+def test_no_extensions_env_runs_no_compiled_code() -> None:
+    """`FAIRTUNE_NO_EXTENSIONS=1` runs what an install without a C compiler runs: the Python engine, no C helpers."""
+    code = (
+        "from fairtune.augment import swapper as s; "
+        "print(s.engine.__name__, s.engine._c_derangement, s.engine._c_split_matches, s.engine_reason)"
+    )
+    env = {**os.environ, "FAIRTUNE_NO_EXTENSIONS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["fairtune.augment._engine", "None", "None", "FAIRTUNE_NO_EXTENSIONS", "is", "set"]

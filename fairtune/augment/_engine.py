@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import operator
+import os
 import pickle
 import random
 import re
@@ -248,6 +249,8 @@ class GroupPermutation(Mapping):
 
 
 try:  # the optional C accelerators (setup.py); without them, the Python code next to each gives the same result
+    if os.environ.get("FAIRTUNE_NO_EXTENSIONS"):  # run no compiled code at all (as an install without a compiler)
+        raise ImportError("FAIRTUNE_NO_EXTENSIONS is set")
     from fairtune.augment._speedups import derangement as _c_derangement
     from fairtune.augment._speedups import split_matches as _c_split_matches
 except ImportError:  # pragma: no cover - exercised by forcing it in the tests

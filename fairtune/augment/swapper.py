@@ -4,7 +4,8 @@ The code is `fairtune/augment/_engine.py` (how it works is in its docstring). Wh
 compiler, `setup.py` also compiles that same file with Cython into `fairtune.augment._engine_c`, which runs the same
 code faster; this module takes the compiled copy when it was built from the `_engine.py` beside it, and the Python
 file otherwise (no compiler, `FAIRTUNE_NO_EXTENSIONS=1`, or a source edited since the build, with a warning). Both
-give the same output (the tests run both). Patch `engine`, the module in use, not this one.
+give the same output (the tests run both). `FAIRTUNE_NO_EXTENSIONS=1` also turns off the C accelerators
+(`_speedups`), so it runs what an install without a C compiler runs. Patch `engine`, the module in use, not this one.
 """
 
 from __future__ import annotations
