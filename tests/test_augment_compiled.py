@@ -80,6 +80,11 @@ def test_a_stale_compiled_copy_is_not_run(tmp_path: Path) -> None:
     assert swapper.select_engine(None)[0] is _python
 
 
+def test_a_compiled_copy_without_its_source_beside_it_is_run(tmp_path: Path) -> None:
+    """An install that ships no .py sources: nothing to compare with, so the compiled copy runs (no crash)."""
+    assert swapper.select_engine(_compiled, tmp_path / "_engine.py") == (_compiled, "compiled")
+
+
 def test_no_extensions_env_runs_the_python_engine(monkeypatch) -> None:
     monkeypatch.setenv("FAIRTUNE_NO_EXTENSIONS", "1")
     assert swapper.select_engine(_compiled) == (_python, "FAIRTUNE_NO_EXTENSIONS is set")

@@ -37,7 +37,7 @@ def select_engine(compiled: ModuleType | None, source: Path = _SOURCE) -> tuple[
     if compiled is None:
         return _python_engine(), "the compiled engine is not built (no C compiler or Cython at install time)"
     built_from = getattr(compiled, "_SOURCE_SHA256", None)
-    if built_from != source_digest(source):
+    if source.is_file() and built_from != source_digest(source):  # no source beside it (stripped install): trust it
         warnings.warn(
             f"{source} changed after fairtune.augment._engine_c was compiled from it: using the Python engine "
             "(same output, slower). Fix: rebuild it with `pip install -e .` (or `make install`).",
