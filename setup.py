@@ -48,7 +48,7 @@ def compiled_engine() -> list[Extension]:
 
 extensions = [Extension("fairtune.augment._speedups", ["fairtune/augment/_speedups.c"], optional=True)]
 for ext in compiled_engine():
-    ext.optional = True
+    ext.optional = True  # cythonize() returns new Extension objects, without the flag
     extensions.append(ext)
 
 setup(ext_modules=extensions)

@@ -191,7 +191,8 @@ def parse_config(
     if isinstance(overrides, dict):
         values.update(overrides)
     elif overrides:
-        flags = [str(t) for t in overrides]
+        flags, nulls = _pop_nulls([str(t) for t in overrides], known)
+        values.update(nulls)
     unknown = [k for k in values if k not in known]
     if unknown:
         raise _unknown(unknown, known, "recipe key(s)")
@@ -225,15 +226,41 @@ def typed_flags(flags: list[str]) -> dict[str, Any]:
     parser = build_parser()
     for action in parser._actions:
         action.default = argparse.SUPPRESS
-    namespace, rest = parser.parse_known_args([str(t) for t in flags])
+    flags, nulls = _pop_nulls([str(t) for t in flags], known)
+    namespace, rest = parser.parse_known_args(flags)
     names = [t[2:].split("=", 1)[0].replace("-", "_") for t in rest if t.startswith("--")]
     if names:
         raise _unknown(names, known, "recipe key(s) in the flags")
-    out = vars(namespace)
+    out = {**vars(namespace), **nulls}
     for name, value in out.items():
         if name in known and isinstance(value, list):
             out[name] = _split_commas(value)
     return out
+
+
+_NULL_FLAGS = ("null", "None", "~")  # what a YAML recipe writes as null
+
+
+def _pop_nulls(flags: list[str], known: dict[str, type]) -> tuple[list[str], dict[str, None]]:
+    """`--field null` (or None, ~) taken out of `flags` as {field: None}, for the fields that may be None: it clears a
+    value the recipe sets (`--dataset_name null` trains on local files with a recipe that names a Hub dataset);
+    argparse would keep the word, or fail to read it as a number."""
+    kept: list[str] = []
+    nulls: dict[str, None] = {}
+    i = 0
+    while i < len(flags):
+        tok = flags[i]
+        name, eq, value = tok[2:].partition("=") if tok.startswith("--") else ("", "", "")
+        name = name.replace("-", "_")
+        if not eq and i + 1 < len(flags):
+            value = flags[i + 1]
+        if name in known and value in _NULL_FLAGS and type(None) in _type_args(known[name], name):
+            nulls[name] = None
+            i += 1 if eq else 2
+            continue
+        kept.append(tok)
+        i += 1
+    return kept, nulls
 
 
 def _flag_names(flags: list[str]) -> dict[str, bool]:

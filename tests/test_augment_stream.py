@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -293,3 +294,48 @@ def test_a_failing_worker_stops_the_run_with_its_error(tmp_path, how: str, error
         )  # fmt: skip
     assert multiprocessing.active_children() == []
     assert not any(".shards-" in p.name for p in tmp_path.iterdir())
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, time
+from fairtune.augment import CF_EDITS, CF_SOURCE, stream
+
+class Slow:
+    def augment_rows(self, rows, indices):
+        open(os.path.join(sys.argv[1], f"{os.getpid()}.pid"), "w").close()
+        time.sleep(0.3)
+        return [dict(r, **{CF_SOURCE: -1}) for r in rows]
+
+src = os.path.join(sys.argv[1], "in.jsonl")
+stream.augment_file(lambda cols: Slow(), stream.open_source(src, "text", chunk_rows=1), src + ".out.jsonl",
+                    task="text", edits_column=CF_EDITS, num_proc=2)
+"""
+
+
+def test_workers_exit_when_the_reading_process_is_killed(tmp_path) -> None:
+    """Each pipe has one reader and one writer: a worker sees EOF when the reading process dies (no orphans)."""
+    _jsonl(tmp_path / "in.jsonl", ROWS * 4)
+    proc = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 60
+        while len(pids := [int(p.stem) for p in tmp_path.glob("*.pid")]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(pids) == 2, "the workers did not start"
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in pids if _alive(pid)]
+    for pid in alive:
+        os.kill(pid, 9)
+    assert not alive, "worker processes outlived the reading process"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False

@@ -11,7 +11,7 @@ import yaml
 from fairtune.cli import main
 from fairtune.cli.demo import COMMON, RUNS, run_folder
 from fairtune.config import DataArguments, FairTrainingArguments, ModelArguments
-from fairtune.parser import parse_config
+from fairtune.parser import parse_config, typed_flags
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +23,17 @@ def test_yaml_defaults_and_overrides(tmp_path):
     assert t.dp_weight == 2.0 and t.num_train_epochs == 3 and t.save_strategy == "no"
     assert d.group_column == ["gender", "age"] and d.cda_axes == ["gender", "names"]
     assert isinstance(m, ModelArguments) and isinstance(d, DataArguments) and isinstance(t, FairTrainingArguments)
+
+
+def test_null_flag_clears_a_field_the_recipe_sets(tmp_path):
+    """`--dataset_name null` trains on local files with a recipe that names a Hub dataset (recipes/qa/README.md)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("dataset_name: squad\nmax_train_samples: 100\n")
+    flags = ["--dataset_name", "null", "--max_train_samples", "None", "--train_file", "t.jsonl", "--cda", "none"]
+    m, d, t = parse_config(recipe, flags)
+    assert d.dataset_name is None and d.max_train_samples is None and d.train_file == "t.jsonl"
+    assert d.cda == "none"  # a str field without None keeps the word
+    assert typed_flags(["--dataset_name=null", "--seed", "3"]) == {"dataset_name": None, "seed": 3}  # sweeps
 
 
 def test_unknown_key_is_an_error_with_suggestion(tmp_path):

@@ -877,7 +877,6 @@ class Swapper:
         starts = [s for s, _ in name_spans] if name_spans is not None else None
         hits, found = self._hits(text, name_spans is None)
         low = None
-        append, apply_case = out.append, _apply_case
         for s, e, entry in hits:
             if s < covered:
                 continue
@@ -889,13 +888,13 @@ class Swapper:
                 if entry is None:
                     continue
             code = entry[0]
-            if code == 0:  # _PAIR
+            if code == _PAIR:
                 _, axis, target, cap, homograph, is_name = entry
                 if cap and not src[:1].isupper():
                     continue
                 if is_name and not _name_ok(s, e, homograph, name_spans, starts):
                     continue
-                append((s, e, target if src.islower() else apply_case(src, target), axis))
+                out.append((s, e, target if src.islower() else _apply_case(src, target), axis))
             elif code == _CONTEXT:
                 _, axis, roles, word = entry
                 role = resolve_her(text, s, e) if word == "her" else resolve_his(text, s, e) if word == "his" else ""

@@ -461,8 +461,14 @@ _IN_FLIGHT = 4  # chunks read ahead of the writer, per worker process
 _QUEUED = 2  # chunks sent to one worker and not yet returned (the next one is there when it finishes one)
 
 
-def _serve(conn: Any, fn: Any, suffix: str, shards: Path | None) -> None:
-    """A worker process: augment the chunks that arrive on `conn` until None; an error goes back, then it stops."""
+def _serve(conn: Any, inherited: list, fn: Any, suffix: str, shards: Path | None) -> None:
+    """A worker process: augment the chunks that arrive on `conn` until None; an error goes back, then it stops.
+
+    `inherited`: the reading process's ends of the pipes, copied by the fork; closed, so that each pipe has one
+    reader and one writer and a worker sees EOF when the reading process is gone.
+    """
+    for other in inherited:
+        other.close()
     try:
         while (msg := conn.recv()) is not None:
             idx, chunk = msg
@@ -475,7 +481,7 @@ def _serve(conn: Any, fn: Any, suffix: str, shards: Path | None) -> None:
                     conn.send((idx, None, RuntimeError(f"{type(exc).__name__}: {exc}")))
                 return
             conn.send((idx, done, None))
-    except (EOFError, KeyboardInterrupt):  # the reading process is gone or interrupted: stop quietly
+    except (EOFError, OSError, KeyboardInterrupt):  # the reading process is gone or interrupted: stop quietly
         return
 
 
@@ -505,7 +511,7 @@ def _run_pool(
     try:
         for _ in range(num_proc):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, fn, suffix, shards), daemon=True)
+            proc = ctx.Process(target=_serve, args=(child, [*conns, parent], fn, suffix, shards), daemon=True)
             proc.start()
             child.close()
             conns.append(parent)
